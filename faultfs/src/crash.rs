@@ -1,0 +1,776 @@
+//! Crash states: what a power cut or a process crash at one operation leaves on the disk.
+//!
+//! A [`CrashPoint`] is the SimFs state just before operation k started, plus operation k itself (in
+//! flight). Nothing is copied to take one: file images are copy-on-write pages shared with the run.
+//!
+//! **Power cut.** The operation in flight is applied to the page cache as if it had completed, then
+//! the unsynced state is cut into *pieces*, and each piece is given a [`Fate`]:
+//! - a data piece is the part of one unsynced write inside one sector: lost, landed, or (with
+//!   `torn_sectors`) torn — its first bytes new and the rest old — or garbage;
+//! - a size piece (with `size_before_data`) is a growing write's new size alone: if it lands and
+//!   the data does not, the tail reads as zeros or garbage;
+//! - a metadata piece is one unsynced set_len: lost or landed;
+//! - each unsynced directory operation: lost or landed (a rename is one piece: atomic).
+//!
+//! With `reorder` any combination of a file's pieces may land; without, only a prefix (in issue
+//! order), of which the first piece not landed may be torn. Directory operations survive as a
+//! prefix (`ordered`) or any subset. Files are independent of each other. The crash image is the
+//! durable image plus the landed pieces, applied in issue order; it shares every untouched page.
+//!
+//! Crash states are chosen from a seed ([`CrashSpace::sample`], one state) or enumerated
+//! ([`CrashSpace::explore`]): every combination, nearest to "nothing unsynced landed" first, plus
+//! "everything landed", until a budget of distinct states; states are deduplicated by a hash of
+//! the image (names and contents), and the count of distinct states is reported.
+//!
+//! **Process crash** (kill -9). The page cache survives: every completed operation is visible, and
+//! nothing that was unsynced becomes durable — a later power cut can still lose it. The operation in
+//! flight is skipped, applied, or (a write) applied up to a sector boundary.
+
+use crate::blob::Blob;
+use crate::model::{DataOp, Ino, Model, Op, PendingDir};
+use crate::profile::{DirOps, Profile, SizeBeforeData, TornSectors};
+use crate::sim::{SimConfig, SimFs};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+use xxhash_rust::xxh3::Xxh3;
+
+/// The state just before an operation, with that operation in flight.
+#[derive(Clone)]
+pub struct CrashPoint {
+    op: u64,
+    at: Duration,
+    config: Rc<SimConfig>,
+    before: Model,
+    in_flight: Option<Op>,
+}
+
+impl fmt::Debug for CrashPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CrashPoint(op {}, t={:?}, in flight: {:?})", self.op, self.at, self.in_flight)
+    }
+}
+
+/// What a process crash did to the operation in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InFlight {
+    /// It never happened.
+    Skipped,
+    /// It completed (in the page cache).
+    Applied,
+    /// A write reached the page cache up to `bytes` bytes.
+    Partial { bytes: u64 },
+}
+
+fn mix(seed: u64, salt: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(&salt.to_le_bytes(), seed)
+}
+
+impl CrashPoint {
+    pub(crate) fn new(
+        op: u64,
+        at: Duration,
+        config: Rc<SimConfig>,
+        before: Model,
+        in_flight: Option<Op>,
+    ) -> CrashPoint {
+        CrashPoint { op, at, config, before, in_flight }
+    }
+
+    /// The operation in flight (numbered from 1).
+    pub fn op(&self) -> u64 {
+        self.op
+    }
+
+    /// Virtual time of the crash.
+    pub fn at(&self) -> Duration {
+        self.at
+    }
+
+    /// The profile in force.
+    pub fn profile(&self) -> &Profile {
+        &self.config.profile
+    }
+
+    /// The config a crash image runs with: same profile and latency, no faults, a derived seed.
+    fn image_config(&self) -> Rc<SimConfig> {
+        let mut c = SimConfig::clone(&self.config);
+        c.faults = crate::fault::FaultPlan::none();
+        c.seed = mix(self.config.seed, self.op);
+        Rc::new(c)
+    }
+
+    /// The choices a power cut at this point has.
+    pub fn power_cut_space(&self) -> CrashSpace {
+        CrashSpace::new(self)
+    }
+
+    /// The image after a process crash, with the operation in flight treated as `fate`.
+    pub fn process_crash(&self, fate: InFlight) -> SimFs {
+        let mut model = self.before.clone();
+        match (&self.in_flight, fate) {
+            (Some(op), InFlight::Applied) => model.apply_unsynced(op, self.op, self.at),
+            (Some(Op::Write { ino, offset, data }), InFlight::Partial { bytes }) => {
+                let cut = (bytes as usize).min(data.len());
+                let partial =
+                    Op::Write { ino: *ino, offset: *offset, data: Rc::from(&data[..cut]) };
+                model.apply_unsynced(&partial, self.op, self.at);
+            }
+            _ => {}
+        }
+        for inode in &mut model.inodes {
+            inode.open_handles = 0;
+        }
+        SimFs::from_model(self.image_config(), model, self.at)
+    }
+
+    /// Every distinct fate of the operation in flight under a process crash: skipped, applied, and
+    /// for a write spanning sectors, each sector boundary inside it (at most 16).
+    pub fn process_crash_fates(&self) -> Vec<InFlight> {
+        let mut fates = vec![InFlight::Skipped];
+        match &self.in_flight {
+            Some(Op::NoEffect) | None => return fates,
+            Some(Op::Write { offset, data, .. }) => {
+                let sector = u64::from(self.config.profile.sector_bytes);
+                let end = offset + data.len() as u64;
+                let mut b = (offset / sector + 1) * sector;
+                while b < end && fates.len() <= 16 {
+                    fates.push(InFlight::Partial { bytes: b - offset });
+                    b += sector;
+                }
+            }
+            Some(_) => {}
+        }
+        fates.push(InFlight::Applied);
+        fates
+    }
+
+    /// One process-crash fate chosen from `rng`.
+    pub fn sample_process_crash(&self, rng: &mut impl Rng) -> InFlight {
+        let fates = self.process_crash_fates();
+        fates[rng.random_range(0..fates.len())]
+    }
+
+    /// A short description of the operation in flight.
+    pub fn describe_in_flight(&self) -> String {
+        let name = |ino: &Ino| {
+            self.before.name_of(*ino).map_or_else(|| format!("inode {ino}"), |n| n.to_string())
+        };
+        match &self.in_flight {
+            None => "nothing in flight".into(),
+            Some(Op::Open { name, create, truncate }) => {
+                format!("open {name} (create: {create}, truncate: {truncate})")
+            }
+            Some(Op::Rename { from, to }) => format!("rename {from} -> {to}"),
+            Some(Op::Remove { name }) => format!("remove {name}"),
+            Some(Op::Write { ino, offset, data }) => {
+                format!("write {} @{offset}+{}", name(ino), data.len())
+            }
+            Some(Op::SetLen { ino, len }) => format!("set_len {} to {len}", name(ino)),
+            Some(Op::NoEffect) => "a read or sync (no effect of its own)".into(),
+        }
+    }
+}
+
+/// The fate of one piece of unsynced state at a power cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fate {
+    Lost,
+    /// Landed whole (a size piece: the tail reads as zeros).
+    Landed,
+    /// The first `new_bytes` bytes landed, the rest kept the old content.
+    Torn {
+        new_bytes: u32,
+    },
+    /// Garbage landed instead (a size piece: the tail reads as garbage).
+    Garbage,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PieceKind {
+    Data,
+    Size,
+    Meta,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    /// Index into the inode's pending list.
+    pending: usize,
+    kind: PieceKind,
+    /// Byte range of the file the piece covers (for a size piece: old end to new end).
+    start: u64,
+    end: u64,
+}
+
+#[derive(Clone, Debug)]
+struct FilePieces {
+    ino: Ino,
+    /// Index of this file's first piece in the state's fate vector.
+    first: usize,
+    pieces: Vec<Piece>,
+}
+
+/// One power-cut crash state: a fate per piece (files in inode order) and per directory op.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CrashState {
+    fates: Vec<Fate>,
+    dir: Vec<bool>,
+}
+
+impl CrashState {
+    /// Pieces that landed whole, torn or as garbage, and directory operations that landed.
+    pub fn landed_counts(&self) -> (usize, usize) {
+        (
+            self.fates.iter().filter(|f| **f != Fate::Lost).count(),
+            self.dir.iter().filter(|d| **d).count(),
+        )
+    }
+}
+
+/// How one dimension of the choice varies (see [`CrashSpace::explore`]).
+#[derive(Clone, Debug)]
+enum Dim {
+    /// A file without reordering: value `v` lands the first `v` pieces; values past the plain
+    /// prefixes land a prefix and give its boundary piece another fate (`alts`).
+    FilePrefix {
+        file: usize,
+        alts: Vec<(usize, Fate)>,
+    },
+    /// One piece, with `values[0] == Lost`.
+    Piece {
+        index: usize,
+        values: Vec<Fate>,
+    },
+    DirPrefix,
+    DirOp {
+        index: usize,
+    },
+}
+
+/// Every choice a power cut at one crash point has.
+pub struct CrashSpace {
+    op: u64,
+    at: Duration,
+    config: Rc<SimConfig>,
+    image_config: Rc<SimConfig>,
+    /// The state with the in-flight operation completed in the page cache.
+    after: Model,
+    files: Vec<FilePieces>,
+    dir: Vec<PendingDir>,
+    piece_count: usize,
+}
+
+impl fmt::Debug for CrashSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CrashSpace(op {}, {} pieces in {} files, {} dir ops)",
+            self.op,
+            self.piece_count,
+            self.files.len(),
+            self.dir.len()
+        )
+    }
+}
+
+/// What [`CrashSpace::explore`] covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// Distinct crash images visited.
+    pub distinct: u64,
+    /// Candidate states generated (several can give the same image).
+    pub candidates: u64,
+    /// True when every combination was generated (the budget did not cut it short).
+    pub complete: bool,
+}
+
+impl CrashSpace {
+    fn new(point: &CrashPoint) -> CrashSpace {
+        let mut after = point.before.clone();
+        if let Some(op) = &point.in_flight {
+            after.apply_unsynced(op, point.op, point.at);
+        }
+        let profile = &point.config.profile;
+        let sector = u64::from(profile.sector_bytes);
+        let size_pieces = profile.size_before_data != SizeBeforeData::Off;
+        let mut files = Vec::new();
+        let mut first = 0;
+        for (ino, inode) in after.inodes.iter().enumerate() {
+            if inode.pending.is_empty() {
+                continue;
+            }
+            let mut pieces = Vec::new();
+            for (i, p) in inode.pending.iter().enumerate() {
+                match &p.op {
+                    DataOp::SetLen { len } => {
+                        pieces.push(Piece {
+                            pending: i,
+                            kind: PieceKind::Meta,
+                            start: *len,
+                            end: *len,
+                        });
+                    }
+                    DataOp::Write { offset, data, len_before } => {
+                        let end = offset + data.len() as u64;
+                        if size_pieces && end > *len_before {
+                            let kind = PieceKind::Size;
+                            pieces.push(Piece { pending: i, kind, start: *len_before, end });
+                        }
+                        let mut s = *offset;
+                        // Bounded: `s` advances to the next sector boundary each step.
+                        while s < end {
+                            let e = ((s / sector + 1) * sector).min(end);
+                            pieces.push(Piece {
+                                pending: i,
+                                kind: PieceKind::Data,
+                                start: s,
+                                end: e,
+                            });
+                            s = e;
+                        }
+                    }
+                }
+            }
+            let ino = ino as Ino;
+            let n = pieces.len();
+            files.push(FilePieces { ino, first, pieces });
+            first += n;
+        }
+        let dir = after.pending_dir.clone();
+        CrashSpace {
+            op: point.op,
+            at: point.at,
+            config: point.config.clone(),
+            image_config: point.image_config(),
+            after,
+            files,
+            dir,
+            piece_count: first,
+        }
+    }
+
+    fn profile(&self) -> &Profile {
+        &self.config.profile
+    }
+
+    /// Number of unsynced data pieces.
+    pub fn piece_count(&self) -> usize {
+        self.piece_count
+    }
+
+    /// Number of unsynced directory operations.
+    pub fn dir_op_count(&self) -> usize {
+        self.dir.len()
+    }
+
+    /// The state where nothing unsynced survives: the durable image alone.
+    pub fn nothing_landed(&self) -> CrashState {
+        CrashState { fates: vec![Fate::Lost; self.piece_count], dir: vec![false; self.dir.len()] }
+    }
+
+    /// The state where everything unsynced landed: the page cache made durable.
+    pub fn everything_landed(&self) -> CrashState {
+        let mut fates = Vec::with_capacity(self.piece_count);
+        for f in &self.files {
+            fates.extend(f.pieces.iter().map(|p| self.landing(p)[0]));
+        }
+        CrashState { fates, dir: vec![true; self.dir.len()] }
+    }
+
+    /// The fates that count as landing for a piece, first the plain one.
+    fn landing(&self, piece: &Piece) -> &'static [Fate] {
+        match (piece.kind, self.profile().size_before_data) {
+            (PieceKind::Size, SizeBeforeData::Garbage) => &[Fate::Garbage],
+            (PieceKind::Size, SizeBeforeData::ZerosOrGarbage) => &[Fate::Landed, Fate::Garbage],
+            _ => &[Fate::Landed],
+        }
+    }
+
+    /// Torn fates for a piece, with a split at `split` new bytes.
+    fn torn(&self, piece: &Piece, split: u32) -> Vec<Fate> {
+        if piece.kind != PieceKind::Data {
+            return Vec::new();
+        }
+        let len = piece.end - piece.start;
+        let mut out = Vec::new();
+        if len > 1 && self.profile().torn_sectors != TornSectors::None {
+            out.push(Fate::Torn { new_bytes: split.clamp(1, (len - 1) as u32) });
+        }
+        if self.profile().torn_sectors == TornSectors::SplitOrGarbage {
+            out.push(Fate::Garbage);
+        }
+        out
+    }
+
+    fn half(piece: &Piece) -> u32 {
+        ((piece.end - piece.start) / 2) as u32
+    }
+
+    /// One crash state drawn from `rng`: a landing probability for this crash, then a fate per
+    /// piece (or a prefix length per file) and per directory operation.
+    pub fn sample(&self, rng: &mut impl Rng) -> CrashState {
+        let p_land: f64 = rng.random();
+        let mut state = self.nothing_landed();
+        for f in &self.files {
+            let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
+            let random_torn = |rng: &mut dyn RngCore, piece: &Piece| -> Option<Fate> {
+                let len = (piece.end - piece.start) as u32;
+                let split = if len > 1 { rng.random_range(1..len) } else { 1 };
+                let torn = self.torn(piece, split);
+                (!torn.is_empty()).then(|| torn[rng.random_range(0..torn.len())])
+            };
+            if self.profile().reorder {
+                for (fate, piece) in fates.iter_mut().zip(&f.pieces) {
+                    let land = self.landing(piece);
+                    if rng.random_bool(p_land) {
+                        *fate = land[rng.random_range(0..land.len())];
+                    } else if rng.random_ratio(1, 4) {
+                        *fate = random_torn(rng, piece).unwrap_or(Fate::Lost);
+                    }
+                }
+            } else {
+                let n = f.pieces.len();
+                let c = rng.random_range(0..=n);
+                for (fate, piece) in fates.iter_mut().zip(&f.pieces).take(c) {
+                    *fate = self.landing(piece)[0];
+                }
+                if c < n && rng.random_bool(0.5) {
+                    fates[c] = random_torn(rng, &f.pieces[c]).unwrap_or(Fate::Lost);
+                }
+            }
+        }
+        match self.profile().dir_ops {
+            DirOps::Ordered => {
+                let c = rng.random_range(0..=self.dir.len());
+                state.dir[..c].fill(true);
+            }
+            DirOps::AnySubset => {
+                for landed in &mut state.dir {
+                    *landed = rng.random_bool(p_land);
+                }
+            }
+        }
+        state
+    }
+
+    fn dims(&self) -> Vec<Dim> {
+        let mut dims = Vec::new();
+        for (fi, f) in self.files.iter().enumerate() {
+            if self.profile().reorder {
+                for (i, piece) in f.pieces.iter().enumerate() {
+                    let mut values = vec![Fate::Lost];
+                    values.extend_from_slice(self.landing(piece));
+                    values.extend(self.torn(piece, Self::half(piece)));
+                    dims.push(Dim::Piece { index: f.first + i, values });
+                }
+            } else {
+                let mut alts = Vec::new();
+                for (c, piece) in f.pieces.iter().enumerate() {
+                    for fate in self.landing(piece)[1..].iter().copied() {
+                        alts.push((c, fate));
+                    }
+                    for fate in self.torn(piece, Self::half(piece)) {
+                        alts.push((c, fate));
+                    }
+                }
+                dims.push(Dim::FilePrefix { file: fi, alts });
+            }
+        }
+        match self.profile().dir_ops {
+            DirOps::Ordered if !self.dir.is_empty() => dims.push(Dim::DirPrefix),
+            DirOps::Ordered => {}
+            DirOps::AnySubset => dims.extend((0..self.dir.len()).map(|index| Dim::DirOp { index })),
+        }
+        dims
+    }
+
+    fn radix(&self, dim: &Dim) -> usize {
+        match dim {
+            Dim::FilePrefix { file, alts } => self.files[*file].pieces.len() + 1 + alts.len(),
+            Dim::Piece { values, .. } => values.len(),
+            Dim::DirPrefix => self.dir.len() + 1,
+            Dim::DirOp { .. } => 2,
+        }
+    }
+
+    fn set(&self, state: &mut CrashState, dim: &Dim, value: usize) {
+        match dim {
+            Dim::FilePrefix { file, alts } => {
+                let f = &self.files[*file];
+                let n = f.pieces.len();
+                let (landed, boundary) = if value <= n {
+                    (value, None)
+                } else {
+                    (alts[value - n - 1].0, Some(alts[value - n - 1].1))
+                };
+                let fates = &mut state.fates[f.first..f.first + n];
+                for (i, fate) in fates.iter_mut().enumerate() {
+                    *fate = if i < landed { self.landing(&f.pieces[i])[0] } else { Fate::Lost };
+                }
+                if let Some(b) = boundary {
+                    fates[landed] = b;
+                }
+            }
+            Dim::Piece { index, values } => state.fates[*index] = values[value],
+            Dim::DirPrefix => {
+                for (i, d) in state.dir.iter_mut().enumerate() {
+                    *d = i < value;
+                }
+            }
+            Dim::DirOp { index } => state.dir[*index] = value == 1,
+        }
+    }
+
+    /// Visit distinct crash states until `budget` distinct images have been seen: first nothing
+    /// landed, then everything, then every combination in order of how many dimensions differ
+    /// from "nothing landed". `visit` gets each distinct state and its image. Candidates are capped
+    /// at 16 × `budget` so that a space full of duplicates still ends.
+    pub fn explore(&self, budget: u64, mut visit: impl FnMut(&CrashState, SimFs)) -> Coverage {
+        let dims = self.dims();
+        let radix: Vec<usize> = dims.iter().map(|d| self.radix(d)).collect();
+        let total = radix.iter().fold(1u128, |acc, r| acc.saturating_mul(*r as u128));
+        let max_candidates = budget.saturating_mul(16);
+        let mut seen = BTreeSet::new();
+        let mut candidates = 0u64;
+        let mut try_state = |state: &CrashState, candidates: &mut u64| -> bool {
+            *candidates += 1;
+            let image = self.materialize(state);
+            if seen.insert(image_hash(&image)) {
+                visit(state, image);
+            }
+            (seen.len() as u64) < budget && *candidates < max_candidates
+        };
+        if budget == 0 {
+            return Coverage { distinct: 0, candidates: 0, complete: total == 0 };
+        }
+        let everything = self.everything_landed();
+        let going = try_state(&self.nothing_landed(), &mut candidates)
+            && try_state(&everything, &mut candidates);
+        let mut generated: u128 = 1;
+        let mut chosen: Vec<usize> = Vec::new();
+        'weights: for weight in 1..=dims.len() {
+            if !going {
+                break;
+            }
+            // Combinations of `weight` dimensions, in lexicographic order.
+            chosen.clear();
+            chosen.extend(0..weight);
+            loop {
+                // Every non-default value of the chosen dimensions (a mixed-radix counter from 1).
+                let mut values = vec![1usize; weight];
+                loop {
+                    let mut state = self.nothing_landed();
+                    for (slot, &d) in chosen.iter().enumerate() {
+                        self.set(&mut state, &dims[d], values[slot]);
+                    }
+                    generated += 1;
+                    // The "everything landed" anchor was visited first.
+                    if state != everything && !try_state(&state, &mut candidates) {
+                        break 'weights;
+                    }
+                    let mut slot = 0;
+                    while slot < weight {
+                        values[slot] += 1;
+                        if values[slot] < radix[chosen[slot]] {
+                            break;
+                        }
+                        values[slot] = 1;
+                        slot += 1;
+                    }
+                    if slot == weight {
+                        break;
+                    }
+                }
+                // Next combination.
+                let mut i = weight;
+                while i > 0 && chosen[i - 1] == dims.len() - weight + i - 1 {
+                    i -= 1;
+                }
+                if i == 0 {
+                    break;
+                }
+                chosen[i - 1] += 1;
+                for j in i..weight {
+                    chosen[j] = chosen[j - 1] + 1;
+                }
+            }
+        }
+        Coverage { distinct: seen.len() as u64, candidates, complete: generated >= total }
+    }
+
+    /// The crash image for `state`: a new SimFs holding the durable image plus the landed pieces.
+    pub fn materialize(&self, state: &CrashState) -> SimFs {
+        assert_eq!(state.fates.len(), self.piece_count, "crash state from another space");
+        assert_eq!(state.dir.len(), self.dir.len(), "crash state from another space");
+        let mut model = self.after.clone();
+        for f in &self.files {
+            let inode = self.after.inode(f.ino);
+            let mut blob = inode.durable.clone();
+            for (i, piece) in f.pieces.iter().enumerate() {
+                let fate = state.fates[f.first + i];
+                if fate != Fate::Lost {
+                    let garbage_seed = mix(self.image_config.seed, (f.first + i) as u64);
+                    apply_piece(
+                        &mut blob,
+                        &inode.pending[piece.pending].op,
+                        piece,
+                        fate,
+                        garbage_seed,
+                    );
+                }
+            }
+            model.inode_mut(f.ino).durable = blob;
+        }
+        let mut entries = self.after.durable_dir.clone();
+        for (p, landed) in self.dir.iter().zip(&state.dir) {
+            if *landed {
+                p.op.apply(&mut entries);
+            }
+        }
+        for inode in &mut model.inodes {
+            inode.cached = inode.durable.clone();
+            inode.cached_mtime = inode.durable_mtime;
+            inode.pending.clear();
+            inode.dirty_since = None;
+            inode.open_handles = 0;
+            inode.sticky_eio = false;
+        }
+        model.visible_dir = entries.clone();
+        model.durable_dir = entries;
+        model.pending_dir.clear();
+        SimFs::from_model(self.image_config.clone(), model, self.at)
+    }
+
+    /// One line per piece and directory operation that did not simply land: what the crash kept,
+    /// tore and dropped, for a person reading a replay.
+    pub fn describe(&self, state: &CrashState) -> Vec<String> {
+        let mut lines = Vec::new();
+        for f in &self.files {
+            let name = self
+                .after
+                .name_of(f.ino)
+                .map_or_else(|| format!("(unlinked inode {})", f.ino), |n| n.to_string());
+            let inode = self.after.inode(f.ino);
+            for (i, piece) in f.pieces.iter().enumerate() {
+                let seq = inode.pending[piece.pending].seq;
+                let what = match piece.kind {
+                    PieceKind::Data => format!("bytes {}..{}", piece.start, piece.end),
+                    PieceKind::Size => format!("size {} -> {}", piece.start, piece.end),
+                    PieceKind::Meta => format!("set_len to {}", piece.start),
+                };
+                let fate = match state.fates[f.first + i] {
+                    Fate::Lost => "lost".to_string(),
+                    Fate::Landed if piece.kind == PieceKind::Size => "landed (zero tail)".into(),
+                    Fate::Landed => "landed".into(),
+                    Fate::Torn { new_bytes } => format!("torn ({new_bytes} new bytes, rest old)"),
+                    Fate::Garbage => "garbage".into(),
+                };
+                lines.push(format!("{name}: op #{seq} {what}: {fate}"));
+            }
+        }
+        for (p, landed) in self.dir.iter().zip(&state.dir) {
+            let fate = if *landed { "landed" } else { "lost" };
+            lines.push(format!("directory: op #{} {}: {fate}", p.seq, p.op));
+        }
+        lines
+    }
+
+    /// Crash point operation number.
+    pub fn op(&self) -> u64 {
+        self.op
+    }
+}
+
+fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+fn apply_piece(blob: &mut Blob, op: &DataOp, piece: &Piece, fate: Fate, garbage_seed: u64) {
+    let span = (piece.end - piece.start) as usize;
+    match (piece.kind, op) {
+        (PieceKind::Meta, DataOp::SetLen { len }) => blob.set_len(*len),
+        (PieceKind::Size, _) => {
+            if blob.len() < piece.end {
+                let from = blob.len();
+                blob.set_len(piece.end);
+                if fate == Fate::Garbage {
+                    blob.write(&garbage((piece.end - from) as usize, garbage_seed), from);
+                }
+            }
+        }
+        (PieceKind::Data, DataOp::Write { offset, data, .. }) => {
+            let at = (piece.start - offset) as usize;
+            let new = &data[at..at + span];
+            match fate {
+                Fate::Landed => blob.write(new, piece.start),
+                Fate::Torn { new_bytes } => {
+                    blob.write(&new[..(new_bytes as usize).min(span)], piece.start);
+                    if blob.len() < piece.end {
+                        blob.set_len(piece.end);
+                    }
+                }
+                Fate::Garbage => blob.write(&garbage(span, garbage_seed), piece.start),
+                Fate::Lost => {}
+            }
+        }
+        _ => debug_assert!(false, "piece kind does not match its operation"),
+    }
+}
+
+/// A hash of a crash image: its names and their contents (what an engine can observe).
+pub fn image_hash(fs: &SimFs) -> u64 {
+    fs.hash_image()
+}
+
+impl SimFs {
+    /// Hash of the durable names and contents (an image has nothing unsynced).
+    pub(crate) fn hash_image(&self) -> u64 {
+        let mut h = Xxh3::new();
+        self.with_model(|model| {
+            for (name, ino) in &model.durable_dir {
+                h.update(name.as_bytes());
+                h.update(&[0]);
+                model.inode(*ino).durable.hash_into(&mut h);
+            }
+        });
+        h.digest()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vfs::{OpenOptions, Vfs, VfsFile};
+    use crate::{Profile, SimFs};
+
+    /// A crash image is not a copy: untouched files share every page with the run's durable image,
+    /// and a touched file copies only the pages its landed pieces write.
+    #[test]
+    fn crash_images_share_untouched_pages() {
+        let fs = SimFs::with_profile(Profile::posix());
+        let big = fs.open("big", OpenOptions::create()).unwrap();
+        big.write_all_at(&vec![1u8; 1 << 20], 0).unwrap();
+        big.sync_all().unwrap();
+        let log = fs.open("log", OpenOptions::create()).unwrap();
+        log.write_all_at(&vec![2u8; 1 << 20], 0).unwrap();
+        log.sync_all().unwrap();
+        fs.sync_dir().unwrap();
+        log.write_all_at(b"tail", 1 << 20).unwrap();
+        let space = fs.crash_point_now().power_cut_space();
+        let image = space.materialize(&space.everything_landed());
+        let blob = |fs: &SimFs, name: &str| {
+            fs.with_model(|m| m.inode(*m.durable_dir.get(name).unwrap()).durable.clone())
+        };
+        assert!(blob(&image, "big").same_pages(&blob(&fs, "big")));
+        let (before, after) = (blob(&fs, "log"), blob(&image, "log"));
+        assert_eq!(after.len(), before.len() + 4);
+        let mut prefix = after.clone();
+        prefix.set_len(before.len());
+        assert!(prefix.same_pages(&before), "only the tail page was copied");
+    }
+}

@@ -1,0 +1,327 @@
+//! The state a simulated disk and page cache hold, and the transitions on it. No randomness, no
+//! clock, no faults here: those are decided in `sim` and `crash`, and applied through these.
+//!
+//! Per inode: the *durable image* (what the platter holds), the *cached image* (what reads
+//! return), and the ordered list of unsynced data operations (write, set_len) whose application to
+//! the durable image would give the cached one — except after a `linux` fsync EIO, which drops
+//! pending operations without applying them (the pages were marked clean but never written).
+//!
+//! For the one directory: durable entries, visible entries, and the ordered list of unsynced entry
+//! operations (create, rename, remove) whose application to the durable entries gives the visible.
+
+use crate::blob::Blob;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub(crate) type Ino = u32;
+
+#[derive(Clone, Debug)]
+pub(crate) enum DataOp {
+    /// `len_before` is the cached length just before the write: the write grows the file when
+    /// `offset + data.len() > len_before`.
+    Write {
+        offset: u64,
+        data: Rc<[u8]>,
+        len_before: u64,
+    },
+    SetLen {
+        len: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    /// The operation number that issued it.
+    pub seq: u64,
+    pub op: DataOp,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inode {
+    pub durable: Blob,
+    pub cached: Blob,
+    pub pending: Vec<Pending>,
+    pub durable_mtime: Duration,
+    pub cached_mtime: Duration,
+    /// When the inode first became dirty (for the writeback expiry).
+    pub dirty_since: Option<Duration>,
+    /// `sticky` EIO: every later sync of this inode fails.
+    pub sticky_eio: bool,
+    pub open_handles: u32,
+    /// Byte offsets of sectors (by the profile's sector size) with latent read errors.
+    pub latent_sectors: BTreeSet<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DirOp {
+    Create { name: Rc<str>, ino: Ino },
+    Rename { from: Rc<str>, to: Rc<str>, ino: Ino },
+    Remove { name: Rc<str>, ino: Ino },
+}
+
+impl DirOp {
+    pub(crate) fn ino(&self) -> Ino {
+        match self {
+            DirOp::Create { ino, .. } | DirOp::Rename { ino, .. } | DirOp::Remove { ino, .. } => {
+                *ino
+            }
+        }
+    }
+
+    /// Apply to a set of entries. A rename sets the new name and drops the old one only if it still
+    /// names the same inode: the result always has the old name or the new, never neither.
+    pub(crate) fn apply(&self, entries: &mut BTreeMap<Rc<str>, Ino>) {
+        match self {
+            DirOp::Create { name, ino } => {
+                entries.insert(name.clone(), *ino);
+            }
+            DirOp::Rename { from, to, ino } => {
+                if entries.get(from) == Some(ino) {
+                    entries.remove(from);
+                }
+                entries.insert(to.clone(), *ino);
+            }
+            DirOp::Remove { name, ino } => {
+                if entries.get(name) == Some(ino) {
+                    entries.remove(name);
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DirOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DirOp::Create { name, .. } => write!(f, "create {name}"),
+            DirOp::Rename { from, to, .. } => write!(f, "rename {from} -> {to}"),
+            DirOp::Remove { name, .. } => write!(f, "remove {name}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PendingDir {
+    pub seq: u64,
+    pub op: DirOp,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Model {
+    /// Indexed by `Ino`; inodes are never reused.
+    pub inodes: Vec<Inode>,
+    pub durable_dir: BTreeMap<Rc<str>, Ino>,
+    pub visible_dir: BTreeMap<Rc<str>, Ino>,
+    pub pending_dir: Vec<PendingDir>,
+}
+
+impl Model {
+    pub(crate) fn inode(&self, ino: Ino) -> &Inode {
+        &self.inodes[ino as usize]
+    }
+
+    pub(crate) fn inode_mut(&mut self, ino: Ino) -> &mut Inode {
+        &mut self.inodes[ino as usize]
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<Ino> {
+        self.visible_dir.get(name).copied()
+    }
+
+    /// The visible name of `ino`, if it has one (for messages).
+    pub(crate) fn name_of(&self, ino: Ino) -> Option<Rc<str>> {
+        self.visible_dir.iter().find(|(_, i)| **i == ino).map(|(n, _)| n.clone())
+    }
+
+    pub(crate) fn create(&mut self, name: Rc<str>, seq: u64, now: Duration) -> Ino {
+        let ino = Ino::try_from(self.inodes.len()).expect("inode numbers exhausted");
+        self.inodes.push(Inode { durable_mtime: now, cached_mtime: now, ..Inode::default() });
+        self.dir_op(DirOp::Create { name, ino }, seq);
+        ino
+    }
+
+    pub(crate) fn dir_op(&mut self, op: DirOp, seq: u64) {
+        op.apply(&mut self.visible_dir);
+        self.pending_dir.push(PendingDir { seq, op });
+    }
+
+    pub(crate) fn write(&mut self, ino: Ino, offset: u64, data: Rc<[u8]>, seq: u64, now: Duration) {
+        let inode = self.inode_mut(ino);
+        let len_before = inode.cached.len();
+        inode.cached.write(&data, offset);
+        inode.pending.push(Pending { seq, op: DataOp::Write { offset, data, len_before } });
+        Self::touch(inode, now);
+    }
+
+    pub(crate) fn set_len(&mut self, ino: Ino, len: u64, seq: u64, now: Duration) {
+        let inode = self.inode_mut(ino);
+        inode.cached.set_len(len);
+        inode.pending.push(Pending { seq, op: DataOp::SetLen { len } });
+        Self::touch(inode, now);
+    }
+
+    fn touch(inode: &mut Inode, now: Duration) {
+        inode.cached_mtime = now;
+        inode.dirty_since.get_or_insert(now);
+    }
+
+    /// Make every pending data operation of `ino` durable; with `metadata`, the mtime too.
+    pub(crate) fn flush_inode(&mut self, ino: Ino, metadata: bool) {
+        let inode = self.inode_mut(ino);
+        for p in std::mem::take(&mut inode.pending) {
+            apply_data_op(&mut inode.durable, &p.op);
+        }
+        inode.dirty_since = None;
+        if metadata {
+            inode.durable_mtime = inode.cached_mtime;
+        }
+        debug_assert!(inode.durable.len() == inode.cached.len());
+    }
+
+    /// `linux` EIO: the pages are marked clean without reaching the disk.
+    pub(crate) fn drop_pending(&mut self, ino: Ino) {
+        let inode = self.inode_mut(ino);
+        inode.pending.clear();
+        inode.dirty_since = None;
+    }
+
+    /// `btrfs-revert` EIO: the cache forgets everything not durable.
+    pub(crate) fn revert(&mut self, ino: Ino) {
+        let inode = self.inode_mut(ino);
+        inode.pending.clear();
+        inode.dirty_since = None;
+        inode.cached = inode.durable.clone();
+        inode.cached_mtime = inode.durable_mtime;
+    }
+
+    /// Commit every pending directory operation (a directory fsync).
+    pub(crate) fn commit_dir(&mut self) {
+        for p in std::mem::take(&mut self.pending_dir) {
+            p.op.apply(&mut self.durable_dir);
+        }
+        debug_assert!(self.durable_dir == self.visible_dir);
+    }
+
+    /// Commit the pending directory operations on `ino` (a file sync that persists its entry).
+    /// `ordered`: everything up to the last one on `ino` commits too, as a journal would.
+    pub(crate) fn commit_dir_for(&mut self, ino: Ino, ordered: bool) {
+        let Some(last) = self.pending_dir.iter().rposition(|p| p.op.ino() == ino) else {
+            return;
+        };
+        if ordered {
+            for p in self.pending_dir.drain(..=last) {
+                p.op.apply(&mut self.durable_dir);
+            }
+        } else {
+            let durable = &mut self.durable_dir;
+            self.pending_dir.retain(|p| {
+                let mine = p.op.ino() == ino;
+                if mine {
+                    p.op.apply(durable);
+                }
+                !mine
+            });
+        }
+    }
+
+    /// Make everything durable (the `strict` profile after each operation).
+    pub(crate) fn flush_all(&mut self) {
+        for ino in 0..self.inodes.len() {
+            if !self.inodes[ino].sticky_eio {
+                self.flush_inode(ino as Ino, true);
+            }
+        }
+        self.commit_dir();
+    }
+
+    /// One writeback pass at time `now`: flush every inode dirty for at least `expire`.
+    pub(crate) fn writeback(&mut self, now: Duration, expire: Duration) {
+        for ino in 0..self.inodes.len() {
+            let inode = &self.inodes[ino];
+            let expired = inode.dirty_since.is_some_and(|t| t + expire <= now);
+            if expired && !inode.sticky_eio {
+                self.flush_inode(ino as Ino, true);
+            }
+        }
+    }
+
+    /// An inode is live while it has a visible name or an open handle.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        let named: BTreeSet<Ino> = self.visible_dir.values().copied().collect();
+        self.inodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.open_handles > 0 || named.contains(&(*i as Ino)))
+            .map(|(_, n)| n.cached.len())
+            .sum()
+    }
+}
+
+pub(crate) fn apply_data_op(blob: &mut Blob, op: &DataOp) {
+    match op {
+        DataOp::Write { offset, data, .. } => blob.write(data, *offset),
+        DataOp::SetLen { len } => blob.set_len(*len),
+    }
+}
+
+/// One operation's effect on the model, as captured when a crash point is taken. Applying it
+/// *unsynced* gives the state where it completed but reached only the page cache — which, for a
+/// power cut, is what an operation in flight may leave behind at most.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Open {
+        name: Rc<str>,
+        create: bool,
+        truncate: bool,
+    },
+    Rename {
+        from: Rc<str>,
+        to: Rc<str>,
+    },
+    Remove {
+        name: Rc<str>,
+    },
+    Write {
+        ino: Ino,
+        offset: u64,
+        data: Rc<[u8]>,
+    },
+    SetLen {
+        ino: Ino,
+        len: u64,
+    },
+    /// Reads, lists, lengths and syncs: nothing to apply.
+    NoEffect,
+}
+
+impl Model {
+    /// Apply `op` to the cache and the pending lists, without any durability effect.
+    pub(crate) fn apply_unsynced(&mut self, op: &Op, seq: u64, now: Duration) {
+        match op {
+            Op::Open { name, create, truncate } => match self.lookup(name) {
+                Some(ino) if *truncate && self.inode(ino).cached.len() > 0 => {
+                    self.set_len(ino, 0, seq, now);
+                }
+                Some(_) => {}
+                None if *create => {
+                    self.create(name.clone(), seq, now);
+                }
+                None => {}
+            },
+            Op::Rename { from, to } => {
+                if let Some(ino) = self.lookup(from).filter(|_| from != to) {
+                    self.dir_op(DirOp::Rename { from: from.clone(), to: to.clone(), ino }, seq);
+                }
+            }
+            Op::Remove { name } => {
+                if let Some(ino) = self.lookup(name) {
+                    self.dir_op(DirOp::Remove { name: name.clone(), ino }, seq);
+                }
+            }
+            Op::Write { ino, offset, data } => self.write(*ino, *offset, data.clone(), seq, now),
+            Op::SetLen { ino, len } => self.set_len(*ino, *len, seq, now),
+            Op::NoEffect => {}
+        }
+    }
+}

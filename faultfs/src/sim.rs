@@ -1,0 +1,713 @@
+//! `SimFs`: a deterministic simulated disk and page cache with power cuts and injected faults.
+//!
+//! The fault model, precisely:
+//! - Every call but `now()` is one numbered operation (from 1). A power cut can be armed at any
+//!   operation k: operation k is *in flight* — it may have partly happened — and k and every later
+//!   call fail with a power-cut error (see [`is_power_cut`]).
+//! - A write or set_len changes the cached image at once (reads see it) and is queued as an
+//!   unsynced operation on its file. fsync / fdatasync make the file's queued operations durable;
+//!   fsync also the mtime, fdatasync not. Neither commits the file's directory entry unless the
+//!   profile's `file_sync_persists_entry` says so. `O_SYNC` / `O_DSYNC` handles do the same as part
+//!   of each write.
+//! - create, rename and remove change the visible directory at once and are queued as unsynced
+//!   directory operations; a directory fsync makes them all durable.
+//! - Virtual time advances by each operation's [`Latency`] and by the harness
+//!   ([`SimFs::advance`]). With a `writeback` profile, passes every `interval_ms` flush the inodes
+//!   dirty for `dirty_expire_ms`, and journal commits make pending directory operations durable.
+//! - What survives a crash is decided in the `crash` module from a [`CrashPoint`]: the durable image
+//!   plus a subset of the unsynced state chosen by the profile (power cut), or the whole page cache
+//!   (process crash). Nothing else of the state is lost, ever.
+//! - Faults (see the `fault` module) fire at scheduled operation numbers or at seeded random.
+//!
+//! Single-threaded by design (`Rc<RefCell<_>>`): one SimFs per scenario, and scenarios run in
+//! parallel on separate SimFs instances. Its only randomness is a ChaCha stream from the seed.
+
+use crate::crash::CrashPoint;
+use crate::fault::{EioSemantics, Fault, FaultPlan, Latency};
+use crate::model::{Ino, Model, Op};
+use crate::profile::Profile;
+use crate::trace::{Call, Outcome, TraceEntry};
+use crate::vfs::{OpenOptions, SyncMode, Vfs, VfsFile, check_name};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Everything that configures a SimFs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    pub profile: Profile,
+    pub latency: Latency,
+    pub faults: FaultPlan,
+    /// Seeds the fault stream and the garbage written into torn sectors.
+    pub seed: u64,
+}
+
+impl SimConfig {
+    /// The profile with default latency, no faults, seed 0.
+    pub fn new(profile: Profile) -> Self {
+        SimConfig { profile, latency: Latency::default(), faults: FaultPlan::none(), seed: 0 }
+    }
+
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    pub fn faults(mut self, faults: FaultPlan) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// The error inside every `io::Error` returned once the power is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerLost {
+    /// The operation that was in flight.
+    pub op: u64,
+}
+
+impl fmt::Display for PowerLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "power cut during operation {}", self.op)
+    }
+}
+
+impl std::error::Error for PowerLost {}
+
+/// Is this error a simulated power cut (rather than an I/O error the engine should handle)?
+pub fn is_power_cut(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<PowerLost>())
+}
+
+/// What the trace and error messages say about one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileState {
+    /// What reads return.
+    pub cached_len: u64,
+    /// What the platter holds.
+    pub durable_len: u64,
+    /// Unsynced data operations queued.
+    pub pending_ops: usize,
+    /// Is the directory entry durable under this name?
+    pub entry_durable: bool,
+    pub cached_mtime: Duration,
+    pub durable_mtime: Duration,
+}
+
+/// A simulated filesystem. Cloning gives another handle to the same filesystem.
+#[derive(Clone)]
+pub struct SimFs {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.borrow();
+        write!(f, "SimFs({}, op {}, t={:?})", inner.config.profile, inner.ops, inner.now)
+    }
+}
+
+struct Inner {
+    config: Rc<SimConfig>,
+    model: Model,
+    now: Duration,
+    next_writeback: Duration,
+    next_commit: Duration,
+    /// Operations started so far (the last one's number).
+    ops: u64,
+    capture_at: BTreeSet<u64>,
+    cut_at: Option<u64>,
+    dead_at: Option<u64>,
+    captured: Vec<CrashPoint>,
+    rng: ChaCha8Rng,
+    tracing: bool,
+    trace: Vec<TraceEntry>,
+    fired: Vec<(u64, Fault)>,
+}
+
+/// An open file on a [`SimFs`].
+pub struct SimFile {
+    fs: SimFs,
+    ino: Ino,
+    name: Rc<str>,
+    sync: SyncMode,
+}
+
+impl fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SimFile({}, ino {})", self.name, self.ino)
+    }
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.fs.inner.try_borrow_mut() {
+            let inode = inner.model.inode_mut(self.ino);
+            inode.open_handles = inode.open_handles.saturating_sub(1);
+        }
+    }
+}
+
+fn eio(name: &str, what: &str) -> io::Error {
+    io::Error::other(format!("{name}: {what}: EIO (input/output error)"))
+}
+
+fn errno_name(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::NotFound => "ENOENT",
+        io::ErrorKind::AlreadyExists => "EEXIST",
+        io::ErrorKind::InvalidInput => "EINVAL",
+        io::ErrorKind::StorageFull => "ENOSPC",
+        _ => "EIO",
+    }
+}
+
+impl SimFs {
+    /// A new, empty filesystem.
+    pub fn new(config: SimConfig) -> SimFs {
+        if let Err(e) = config.profile.validate() {
+            panic!("SimFs::new: invalid profile: {e}");
+        }
+        SimFs::from_model(Rc::new(config), Model::default(), Duration::ZERO)
+    }
+
+    /// A new, empty filesystem with `profile`, zero latency and no faults: for tests.
+    pub fn with_profile(profile: Profile) -> SimFs {
+        SimFs::new(SimConfig::new(profile).latency(Latency::zero()))
+    }
+
+    pub(crate) fn from_model(config: Rc<SimConfig>, model: Model, now: Duration) -> SimFs {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let (next_writeback, next_commit) = match config.profile.writeback {
+            Some(w) => (
+                now + Duration::from_millis(w.interval_ms),
+                now + Duration::from_millis(w.metadata_commit_ms.unwrap_or(u64::MAX / 4)),
+            ),
+            None => (Duration::MAX, Duration::MAX),
+        };
+        let inner = Inner {
+            config,
+            model,
+            now,
+            next_writeback,
+            next_commit,
+            ops: 0,
+            capture_at: BTreeSet::new(),
+            cut_at: None,
+            dead_at: None,
+            captured: Vec::new(),
+            rng,
+            tracing: true,
+            trace: Vec::new(),
+            fired: Vec::new(),
+        };
+        SimFs { inner: Rc::new(RefCell::new(inner)) }
+    }
+
+    /// The configuration this filesystem runs with.
+    pub fn config(&self) -> SimConfig {
+        (*self.inner.borrow().config).clone()
+    }
+
+    /// Replace the fault plan (for example on a crash image, before recovery runs on it).
+    pub fn set_faults(&self, faults: FaultPlan) {
+        let mut inner = self.inner.borrow_mut();
+        let mut config = (*inner.config).clone();
+        config.faults = faults;
+        inner.config = Rc::new(config);
+    }
+
+    /// Advance virtual time by `d`, running any writeback passes that fall due.
+    pub fn advance(&self, d: Duration) {
+        let mut inner = self.inner.borrow_mut();
+        let t = inner.now + d;
+        inner.advance_to(t);
+    }
+
+    /// Advance virtual time to `t` (no-op if `t` is in the past: the clock is monotonic).
+    pub fn advance_to(&self, t: Duration) {
+        self.inner.borrow_mut().advance_to(t);
+    }
+
+    /// Arm a power cut at operation `op`: it is in flight when the power goes.
+    pub fn arm_power_cut(&self, op: u64) {
+        let mut inner = self.inner.borrow_mut();
+        assert!(op > inner.ops, "operation {op} has already started");
+        inner.cut_at = Some(op);
+    }
+
+    /// Capture a crash point as each of `ops` starts, without stopping: one run of a workload then
+    /// yields the crash points of many crash scenarios (prefix reuse).
+    pub fn capture_at(&self, ops: impl IntoIterator<Item = u64>) {
+        self.inner.borrow_mut().capture_at.extend(ops);
+    }
+
+    /// The crash points captured so far (including the one of a power cut).
+    pub fn take_crash_points(&self) -> Vec<CrashPoint> {
+        std::mem::take(&mut self.inner.borrow_mut().captured)
+    }
+
+    /// A crash point between operations, now (nothing in flight).
+    pub fn crash_point_now(&self) -> CrashPoint {
+        let inner = self.inner.borrow();
+        CrashPoint::new(inner.ops + 1, inner.now, inner.config.clone(), inner.model.clone(), None)
+    }
+
+    /// The operation during which the power was cut, if it was.
+    pub fn power_cut_at(&self) -> Option<u64> {
+        self.inner.borrow().dead_at
+    }
+
+    /// Operations started so far (the number of the last one).
+    pub fn op_count(&self) -> u64 {
+        self.inner.borrow().ops
+    }
+
+    /// Turn the trace on or off (on by default).
+    pub fn set_tracing(&self, on: bool) {
+        self.inner.borrow_mut().tracing = on;
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> Vec<TraceEntry> {
+        self.inner.borrow().trace.clone()
+    }
+
+    /// Faults that fired, by operation number.
+    pub fn fired_faults(&self) -> Vec<(u64, Fault)> {
+        self.inner.borrow().fired.clone()
+    }
+
+    /// The state of the file visible as `name`.
+    pub fn file_state(&self, name: &str) -> Option<FileState> {
+        let inner = self.inner.borrow();
+        let ino = inner.model.lookup(name)?;
+        let n = inner.model.inode(ino);
+        Some(FileState {
+            cached_len: n.cached.len(),
+            durable_len: n.durable.len(),
+            pending_ops: n.pending.len(),
+            entry_durable: inner.model.durable_dir.get(name) == Some(&ino),
+            cached_mtime: n.cached_mtime,
+            durable_mtime: n.durable_mtime,
+        })
+    }
+
+    /// The visible content of `name` (what reads return), for inspection; not an operation.
+    pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
+        let inner = self.inner.borrow();
+        inner.model.lookup(name).map(|ino| inner.model.inode(ino).cached.to_vec())
+    }
+
+    /// Visible names, for inspection; not an operation.
+    pub fn names(&self) -> Vec<String> {
+        self.inner.borrow().model.visible_dir.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Bit rot: flip bit `bit` of the byte at `offset` of `name`, on the platter and in the cache.
+    pub fn flip_bit(&self, name: &str, offset: u64, bit: u8) -> io::Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        let ino = inner.lookup(name)?;
+        let inode = inner.model.inode_mut(ino);
+        for blob in [&mut inode.durable, &mut inode.cached] {
+            let mut byte = [0u8; 1];
+            if blob.read(&mut byte, offset) == 1 {
+                byte[0] ^= 1 << (bit % 8);
+                blob.write(&byte, offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// A latent sector error: every read touching the sector holding `offset` of `name` fails with
+    /// EIO until the sector is rewritten.
+    pub fn add_latent_error(&self, name: &str, offset: u64) -> io::Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        let ino = inner.lookup(name)?;
+        let sector = u64::from(inner.config.profile.sector_bytes);
+        inner.model.inode_mut(ino).latent_sectors.insert(offset / sector * sector);
+        Ok(())
+    }
+
+    /// Seeded bit rot over the durable data of the visible files: `flips` flipped bits and
+    /// `latent` latent sector errors. Returns what was done, as `(name, offset, is_latent)`.
+    pub fn rot(&self, rng: &mut impl Rng, flips: u32, latent: u32) -> Vec<(String, u64, bool)> {
+        let files: Vec<(String, u64)> = {
+            let inner = self.inner.borrow();
+            let model = &inner.model;
+            let durable = model.durable_dir.iter();
+            durable
+                .filter(|(_, ino)| model.inode(**ino).durable.len() > 0)
+                .map(|(n, ino)| (n.to_string(), model.inode(*ino).durable.len()))
+                .collect()
+        };
+        let mut done = Vec::new();
+        if files.is_empty() {
+            return done;
+        }
+        for i in 0..flips + latent {
+            let (name, len) = &files[rng.random_range(0..files.len())];
+            let offset = rng.random_range(0..*len);
+            let is_latent = i >= flips;
+            let result = if is_latent {
+                self.add_latent_error(name, offset)
+            } else {
+                self.flip_bit(name, offset, rng.random_range(0..8))
+            };
+            if result.is_ok() {
+                done.push((name.clone(), offset, is_latent));
+            }
+        }
+        done
+    }
+
+    fn file_op<T>(
+        &self,
+        file: &SimFile,
+        call: Call,
+        op: Op,
+        range: (u64, u64),
+        body: impl FnOnce(&mut Inner, u64) -> io::Result<(T, u64)>,
+    ) -> io::Result<T> {
+        self.inner.borrow_mut().run(call, Some(file.name.clone()), op, range, body)
+    }
+}
+
+impl Inner {
+    fn advance_to(&mut self, t: Duration) {
+        if t <= self.now {
+            return;
+        }
+        if let Some(w) = self.config.profile.writeback {
+            let expire = Duration::from_millis(w.dirty_expire_ms);
+            // Bounded: each pass moves `next_writeback` forward by a positive interval.
+            while self.next_writeback <= t {
+                let at = self.next_writeback;
+                self.model.writeback(at, expire);
+                self.next_writeback += Duration::from_millis(w.interval_ms);
+            }
+            if let Some(c) = w.metadata_commit_ms {
+                while self.next_commit <= t {
+                    self.model.commit_dir();
+                    self.next_commit += Duration::from_millis(c);
+                }
+            }
+        }
+        self.now = t;
+    }
+
+    fn lookup(&self, name: &str) -> io::Result<Ino> {
+        self.model
+            .lookup(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file")))
+    }
+
+    fn cost(&self, call: Call) -> Duration {
+        let l = &self.config.latency;
+        Latency::of(match call {
+            Call::Read => l.read_ns,
+            Call::Write => l.write_ns,
+            Call::SyncData => l.sync_data_ns,
+            Call::SyncAll => l.sync_all_ns,
+            Call::SyncDir => l.sync_dir_ns,
+            Call::Open | Call::Rename | Call::Remove | Call::List | Call::Len | Call::SetLen => {
+                l.metadata_ns
+            }
+        })
+    }
+
+    /// Number the operation, capture or cut the power, charge its time, run `body`, trace it.
+    /// `body` returns the value and the count the trace shows.
+    fn run<T>(
+        &mut self,
+        call: Call,
+        file: Option<Rc<str>>,
+        op: Op,
+        (offset, len): (u64, u64),
+        body: impl FnOnce(&mut Inner, u64) -> io::Result<(T, u64)>,
+    ) -> io::Result<T> {
+        if let Some(k) = self.dead_at {
+            return Err(io::Error::other(PowerLost { op: k }));
+        }
+        self.ops += 1;
+        let n = self.ops;
+        let cut = self.cut_at == Some(n);
+        if cut || self.capture_at.remove(&n) {
+            let point =
+                CrashPoint::new(n, self.now, self.config.clone(), self.model.clone(), Some(op));
+            self.captured.push(point);
+        }
+        let mut entry =
+            TraceEntry { op: n, at: self.now, call, file, offset, len, outcome: Outcome::Ok(0) };
+        if cut {
+            self.dead_at = Some(n);
+            entry.outcome = Outcome::PowerCut;
+            self.trace.push(entry);
+            return Err(io::Error::other(PowerLost { op: n }));
+        }
+        let t = self.now + self.cost(call);
+        self.advance_to(t);
+        entry.at = self.now;
+        let fired_before = self.fired.len();
+        let result = body(self, n);
+        if self.config.profile.sync_on_completion && call.mutates() && result.is_ok() {
+            self.model.flush_all();
+        }
+        if self.tracing {
+            entry.outcome = match &result {
+                Ok((_, count)) => Outcome::Ok(*count),
+                Err(e) => {
+                    Outcome::Err { errno: errno_name(e), injected: self.fired.len() > fired_before }
+                }
+            };
+            self.trace.push(entry);
+        }
+        result.map(|(value, _)| value)
+    }
+
+    /// Should an injected fault of kind `fault` fire at operation `n`?
+    fn fault(&mut self, n: u64, fault: Fault) -> bool {
+        let faults = &self.config.faults;
+        let scheduled = faults.at_ops.get(&n) == Some(&fault);
+        let rate = match fault {
+            Fault::SyncEio => faults.sync_eio_rate,
+            Fault::WriteEio => faults.write_eio_rate,
+        };
+        let random = rate > 0.0 && self.rng.random_bool(rate.min(1.0));
+        if scheduled || random {
+            self.fired.push((n, fault));
+        }
+        scheduled || random
+    }
+
+    /// Make `ino` durable (fsync if `metadata`, else fdatasync), or fail it with EIO.
+    fn sync_file(&mut self, n: u64, ino: Ino, metadata: bool, name: &str) -> io::Result<()> {
+        let what = if metadata { "fsync" } else { "fdatasync" };
+        if self.model.inode(ino).sticky_eio {
+            return Err(eio(name, what));
+        }
+        if self.fault(n, Fault::SyncEio) {
+            match self.config.faults.eio_semantics {
+                EioSemantics::Linux => self.model.drop_pending(ino),
+                EioSemantics::BtrfsRevert => self.model.revert(ino),
+                EioSemantics::Sticky => self.model.inode_mut(ino).sticky_eio = true,
+            }
+            return Err(eio(name, what));
+        }
+        self.model.flush_inode(ino, metadata);
+        let profile = &self.config.profile;
+        if profile.file_sync_persists_entry {
+            let ordered = profile.dir_ops == crate::profile::DirOps::Ordered;
+            self.model.commit_dir_for(ino, ordered);
+        }
+        Ok(())
+    }
+
+    /// Bytes of a `len`-byte write at `offset` to `ino` that fit under the capacity.
+    fn fits(&self, ino: Ino, offset: u64, len: u64) -> u64 {
+        let Some(capacity) = self.config.faults.capacity_bytes else {
+            return len;
+        };
+        let cur = self.model.inode(ino).cached.len();
+        let growth = (offset + len).saturating_sub(cur);
+        let free = capacity.saturating_sub(self.model.used_bytes());
+        if growth <= free { len } else { len - (growth - free).min(len) }
+    }
+}
+
+impl Vfs for SimFs {
+    type File = SimFile;
+
+    fn open(&self, name: &str, options: OpenOptions) -> io::Result<SimFile> {
+        let rc: Rc<str> = Rc::from(name);
+        let create = options.create || options.create_new;
+        let op = Op::Open { name: rc.clone(), create, truncate: options.truncate };
+        let ino = self.inner.borrow_mut().run(
+            Call::Open,
+            Some(rc.clone()),
+            op.clone(),
+            (0, 0),
+            |s, n| {
+                check_name(name)?;
+                match s.model.lookup(name) {
+                    Some(_) if options.create_new => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("{name}: file exists"),
+                        ));
+                    }
+                    None if !create => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("{name}: no such file"),
+                        ));
+                    }
+                    _ => {}
+                }
+                let now = s.now;
+                s.model.apply_unsynced(&op, n, now);
+                let ino = s.lookup(name)?;
+                s.model.inode_mut(ino).open_handles += 1;
+                Ok((ino, 0))
+            },
+        )?;
+        Ok(SimFile { fs: self.clone(), ino, name: rc, sync: options.sync })
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let shown: Rc<str> = Rc::from(format!("{from} -> {to}"));
+        let op = Op::Rename { from: Rc::from(from), to: Rc::from(to) };
+        self.inner.borrow_mut().run(Call::Rename, Some(shown), op.clone(), (0, 0), |s, n| {
+            check_name(from)?;
+            check_name(to)?;
+            s.lookup(from)?;
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
+        })
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let rc: Rc<str> = Rc::from(name);
+        let op = Op::Remove { name: rc.clone() };
+        self.inner.borrow_mut().run(Call::Remove, Some(rc), op.clone(), (0, 0), |s, n| {
+            check_name(name)?;
+            s.lookup(name)?;
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
+        })
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.borrow_mut().run(Call::List, None, Op::NoEffect, (0, 0), |s, _| {
+            let names: Vec<String> = s.model.visible_dir.keys().map(|k| k.to_string()).collect();
+            let count = names.len() as u64;
+            Ok((names, count))
+        })
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        self.inner.borrow_mut().run(Call::SyncDir, None, Op::NoEffect, (0, 0), |s, n| {
+            if s.fault(n, Fault::SyncEio) {
+                return Err(eio(".", "fsync of the directory"));
+            }
+            s.model.commit_dir();
+            Ok(((), 0))
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.borrow().now
+    }
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let (ino, name) = (self.ino, &self.name);
+        let range = (offset, buf.len() as u64);
+        self.fs.file_op(self, Call::Read, Op::NoEffect, range, |s, _| {
+            let inode = s.model.inode(ino);
+            let end = (offset + buf.len() as u64).min(inode.cached.len());
+            let sector = u64::from(s.config.profile.sector_bytes);
+            if offset < end
+                && inode.latent_sectors.range(offset / sector * sector..end).next().is_some()
+            {
+                return Err(eio(name, &format!("latent sector error reading at {offset}")));
+            }
+            let n = inode.cached.read(buf, offset);
+            Ok((n, n as u64))
+        })
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let (ino, name, sync) = (self.ino, &self.name, self.sync);
+        let data: Rc<[u8]> = Rc::from(buf);
+        let op = Op::Write { ino, offset, data: data.clone() };
+        let call = Call::Write;
+        self.fs.file_op(self, call, op, (offset, buf.len() as u64), |s, n| {
+            if s.fault(n, Fault::WriteEio) {
+                return Err(eio(name, &format!("write at {offset}")));
+            }
+            let fit = s.fits(ino, offset, buf.len() as u64);
+            if fit == 0 && !buf.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("{name}: no space left on device (ENOSPC) writing at {offset}"),
+                ));
+            }
+            let fit_usize = fit as usize;
+            let data = if fit_usize < buf.len() { Rc::from(&buf[..fit_usize]) } else { data };
+            let now = s.now;
+            s.model.write(ino, offset, data, n, now);
+            // A rewritten sector is remapped: its latent error is gone.
+            let sector = u64::from(s.config.profile.sector_bytes);
+            let latent = &mut s.model.inode_mut(ino).latent_sectors;
+            latent.retain(|&sec| sec + sector <= offset || sec >= offset + fit);
+            match sync {
+                SyncMode::None => {}
+                SyncMode::OSync => s.sync_file(n, ino, true, name)?,
+                SyncMode::ODsync => s.sync_file(n, ino, false, name)?,
+            }
+            Ok((fit_usize, fit))
+        })
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let ino = self.ino;
+        self.fs.file_op(self, Call::Len, Op::NoEffect, (0, 0), |s, _| {
+            let len = s.model.inode(ino).cached.len();
+            Ok((len, len))
+        })
+    }
+
+    fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        let (ino, name) = (self.ino, &self.name);
+        let op = Op::SetLen { ino, len: len_bytes };
+        self.fs.file_op(self, Call::SetLen, op, (0, len_bytes), |s, n| {
+            if s.fault(n, Fault::WriteEio) {
+                return Err(eio(name, &format!("set_len to {len_bytes}")));
+            }
+            let cur = s.model.inode(ino).cached.len();
+            if len_bytes > cur && s.fits(ino, cur, len_bytes - cur) < len_bytes - cur {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("{name}: no space left on device (ENOSPC) growing to {len_bytes}"),
+                ));
+            }
+            let now = s.now;
+            s.model.set_len(ino, len_bytes, n, now);
+            Ok(((), len_bytes))
+        })
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        let (ino, name) = (self.ino, &self.name);
+        self.fs.file_op(self, Call::SyncAll, Op::NoEffect, (0, 0), |s, n| {
+            s.sync_file(n, ino, true, name).map(|()| ((), 0))
+        })
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let (ino, name) = (self.ino, &self.name);
+        self.fs.file_op(self, Call::SyncData, Op::NoEffect, (0, 0), |s, n| {
+            s.sync_file(n, ino, false, name).map(|()| ((), 0))
+        })
+    }
+}
+
+impl SimFs {
+    pub(crate) fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.inner.borrow().model)
+    }
+}

@@ -1,0 +1,249 @@
+//! Power-cut crash states: torn sectors, size before data, reordering, sampling, enumeration.
+
+use crate::*;
+use faultfs::{DirOps, SizeBeforeData, TornSectors};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn custom(f: impl FnOnce(&mut Profile)) -> SimFs {
+    let mut p = Profile::posix();
+    f(&mut p);
+    SimFs::with_profile(p)
+}
+
+/// Classify one sector of an image against its old and new content.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Sector {
+    Old,
+    New,
+    NewThenOld(usize),
+    Garbage,
+}
+
+fn classify(sector: &[u8], old: u8, new: u8) -> Sector {
+    if sector.iter().all(|b| *b == old) {
+        return Sector::Old;
+    }
+    if sector.iter().all(|b| *b == new) {
+        return Sector::New;
+    }
+    let k = sector.iter().take_while(|b| **b == new).count();
+    if sector[k..].iter().all(|b| *b == old) { Sector::NewThenOld(k) } else { Sector::Garbage }
+}
+
+fn torn_sector_outcomes(profile: Profile) -> BTreeSet<Sector> {
+    let fs = SimFs::with_profile(profile);
+    let f = durable_file(&fs, "f", &[b'o'; 1024]);
+    f.write_all_at(&[b'n'; 1024], 0).unwrap();
+    let mut seen = BTreeSet::new();
+    for image in images(&fs.crash_point_now()) {
+        let bytes = image.contents("f").unwrap();
+        assert_eq!(bytes.len(), 1024, "an overwrite never changes the size");
+        for sector in bytes.chunks(512) {
+            seen.insert(classify(sector, b'o', b'n'));
+        }
+    }
+    seen
+}
+
+#[test]
+fn torn_sector_shows_only_old_new_split_or_garbage_per_sector() {
+    let seen = torn_sector_outcomes(Profile::posix());
+    // Exhaustive mode splits a torn sector in its middle.
+    let expected =
+        BTreeSet::from([Sector::Old, Sector::New, Sector::NewThenOld(256), Sector::Garbage]);
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn torn_split_profile_never_shows_garbage_and_none_never_tears() {
+    let split = torn_sector_outcomes(Profile { sector_bytes: 512, ..Profile::ext4_ordered() });
+    assert_eq!(split, BTreeSet::from([Sector::Old, Sector::New, Sector::NewThenOld(256)]));
+    let whole =
+        torn_sector_outcomes(Profile { torn_sectors: TornSectors::None, ..Profile::posix() });
+    assert_eq!(whole, BTreeSet::from([Sector::Old, Sector::New]));
+}
+
+#[test]
+fn sampled_torn_sectors_split_at_seeded_points() {
+    let fs = posix();
+    let f = durable_file(&fs, "f", &[b'o'; 512]);
+    f.write_all_at(&[b'n'; 512], 0).unwrap();
+    let space = fs.crash_point_now().power_cut_space();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut splits = BTreeSet::new();
+    for _ in 0..400 {
+        let image = space.materialize(&space.sample(&mut rng));
+        if let Sector::NewThenOld(k) = classify(&image.contents("f").unwrap(), b'o', b'n') {
+            splits.insert(k);
+        }
+    }
+    assert!(splits.len() > 10, "sampled tears should split at many points: {splits:?}");
+}
+
+#[test]
+fn size_before_data_yields_a_zero_filled_tail() {
+    let fs = ext4();
+    let f = durable_file(&fs, "log", b"");
+    f.write_all_at(&[b'x'; 100], 0).unwrap();
+    let seen: BTreeSet<Vec<u8>> =
+        images(&fs.crash_point_now()).iter().map(|i| i.contents("log").unwrap()).collect();
+    assert!(seen.contains(&vec![0u8; 100]), "size landed, data did not: zeros");
+    assert!(seen.contains(&vec![b'x'; 100]));
+    assert!(seen.contains(&vec![]));
+    // With the knob off, a grown size always comes with its data.
+    let fs = SimFs::with_profile(Profile {
+        size_before_data: SizeBeforeData::Off,
+        torn_sectors: TornSectors::None,
+        ..Profile::ext4_ordered()
+    });
+    let f = durable_file(&fs, "log", b"");
+    f.write_all_at(&[b'x'; 100], 0).unwrap();
+    let seen: BTreeSet<Vec<u8>> =
+        images(&fs.crash_point_now()).iter().map(|i| i.contents("log").unwrap()).collect();
+    assert_eq!(seen, BTreeSet::from([vec![], vec![b'x'; 100]]));
+}
+
+#[test]
+fn writeback_profile_can_expose_a_garbage_tail() {
+    let fs = SimFs::with_profile(Profile::ext4_writeback());
+    let f = durable_file(&fs, "log", b"");
+    f.write_all_at(&[b'x'; 100], 0).unwrap();
+    let garbage = images(&fs.crash_point_now()).iter().any(|i| {
+        let c = i.contents("log").unwrap();
+        c.len() == 100 && c.iter().any(|b| *b != b'x' && *b != 0)
+    });
+    assert!(garbage);
+}
+
+#[test]
+fn without_reorder_only_prefixes_of_the_unsynced_writes_land() {
+    let fs = custom(|p| {
+        p.reorder = false;
+        p.torn_sectors = TornSectors::None;
+        p.size_before_data = SizeBeforeData::Off;
+    });
+    let f = durable_file(&fs, "log", b"");
+    for (i, b) in [b'a', b'b', b'c'].into_iter().enumerate() {
+        f.write_all_at(&[b; 512], i as u64 * 512).unwrap();
+    }
+    let seen: Vec<Vec<u8>> = images(&fs.crash_point_now())
+        .iter()
+        .map(|i| i.contents("log").unwrap())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let prefix = |n: usize| -> Vec<u8> { [[b'a'; 512], [b'b'; 512], [b'c'; 512]][..n].concat() };
+    assert_eq!(seen, vec![prefix(0), prefix(1), prefix(2), prefix(3)]);
+}
+
+#[test]
+fn exhaustive_mode_counts_distinct_states_and_deduplicates() {
+    let fs = custom(|p| {
+        p.torn_sectors = TornSectors::None;
+        p.size_before_data = SizeBeforeData::Off;
+        p.dir_ops = DirOps::Ordered;
+    });
+    let f = durable_file(&fs, "log", &[b'.'; 1024]);
+    f.write_all_at(b"A", 0).unwrap();
+    f.write_all_at(b"B", 512).unwrap();
+    let space = fs.crash_point_now().power_cut_space();
+    assert_eq!(space.piece_count(), 2);
+    let coverage = space.explore(1_000, |_, _| {});
+    assert_eq!((coverage.distinct, coverage.candidates, coverage.complete), (4, 4, true));
+    // Two writes of the same byte to the same place: four combinations, two distinct images.
+    f.sync_data().unwrap();
+    f.write_all_at(b"C", 0).unwrap();
+    f.write_all_at(b"C", 0).unwrap();
+    let coverage = fs.crash_point_now().power_cut_space().explore(1_000, |_, _| {});
+    assert_eq!((coverage.distinct, coverage.candidates, coverage.complete), (2, 4, true));
+    // A budget stops the enumeration and says so.
+    let many = posix();
+    let g = durable_file(&many, "big", &[0; 8192]);
+    g.write_all_at(&[1; 8192], 0).unwrap();
+    let coverage = many.crash_point_now().power_cut_space().explore(50, |_, _| {});
+    assert_eq!(coverage.distinct, 50);
+    assert!(!coverage.complete);
+}
+
+#[test]
+fn same_seed_gives_the_same_crash_state_twice() {
+    let run = |seed: u64| {
+        let fs = posix();
+        let f = durable_file(&fs, "log", b"");
+        for i in 0..20u64 {
+            f.write_all_at(&[i as u8; 300], i * 300).unwrap();
+        }
+        fs.rename("log", "log2").unwrap();
+        let space = fs.crash_point_now().power_cut_space();
+        let state = space.sample(&mut ChaCha8Rng::seed_from_u64(seed));
+        let image = space.materialize(&state);
+        (state, faultfs::image_hash(&image), snapshot(&image))
+    };
+    assert_eq!(run(42), run(42));
+    let distinct: BTreeSet<u64> = (0..20).map(|s| run(s).1).collect();
+    assert!(distinct.len() > 10, "different seeds explore different states");
+}
+
+#[test]
+fn ext4_ordered_produces_the_calibrated_real_kernel_states() {
+    // 16 records of 1 KiB appended without any sync, then a power cut.
+    let fs = ext4();
+    let f = durable_file(&fs, "log", b"");
+    for i in 0..16u64 {
+        f.write_all_at(&[b'a' + i as u8; 1024], i * 1024).unwrap();
+    }
+    let space = fs.crash_point_now().power_cut_space();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (mut prefix, mut torn, mut zero_tail, mut hole) = (false, false, false, false);
+    for _ in 0..2_000 {
+        let log = space.materialize(&space.sample(&mut rng)).contents("log").unwrap();
+        let records: Vec<&[u8]> = log.chunks(1024).collect();
+        let whole = |r: &[u8], i: usize| r.len() == 1024 && r.iter().all(|b| *b == b'a' + i as u8);
+        let good: Vec<bool> = records.iter().enumerate().map(|(i, r)| whole(r, i)).collect();
+        let first_bad = good.iter().position(|g| !g).unwrap_or(good.len());
+        prefix |= first_bad > 0 && first_bad == good.len();
+        if let Some(last) = records.last() {
+            let i = records.len() - 1;
+            torn |= last.first() == Some(&(b'a' + i as u8)) && !whole(last, i);
+            zero_tail |= last.iter().all(|b| *b == 0);
+        }
+        hole |= good[first_bad..].iter().any(|g| *g);
+    }
+    assert!(prefix && torn && zero_tail && hole, "{prefix} {torn} {zero_tail} {hole}");
+}
+
+#[test]
+fn posix_produces_strictly_more_states_than_ext4_ordered() {
+    let count = |profile: Profile| {
+        let fs = SimFs::with_profile(profile);
+        let f = fs.open("log", OpenOptions::create()).unwrap();
+        f.write_all_at(&[1; 1500], 0).unwrap();
+        f.sync_data().unwrap();
+        f.write_all_at(&[2; 1000], 1500).unwrap();
+        let mut hashes = BTreeSet::new();
+        let c = fs.crash_point_now().power_cut_space().explore(100_000, |_, i| {
+            hashes.insert(snapshot(&i));
+        });
+        assert!(c.complete);
+        hashes
+    };
+    let ext4 = count(Profile::ext4_ordered());
+    let posix = count(Profile::posix());
+    assert!(posix.len() > ext4.len(), "{} vs {}", posix.len(), ext4.len());
+}
+
+#[test]
+fn describe_says_what_a_crash_kept_and_dropped() {
+    let fs = posix();
+    let f = durable_file(&fs, "log", b"");
+    f.write_all_at(b"abc", 0).unwrap();
+    fs.rename("log", "log.old").unwrap();
+    let space = fs.crash_point_now().power_cut_space();
+    let lines = space.describe(&space.nothing_landed());
+    assert!(
+        lines.iter().any(|l| l.starts_with("log.old: op #") && l.contains("bytes 0..3: lost")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("rename log -> log.old: lost")), "{lines:?}");
+}

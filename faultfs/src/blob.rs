@@ -1,24 +1,28 @@
-//! `Blob`: a file's bytes as copy-on-write pages.
+//! `Blob`: a file's bytes as copy-on-write pages under a copy-on-write page table.
 //!
-//! Guarantees: cloning a blob copies one pointer per page, never the bytes; a write copies only
-//! the pages it touches and only if they are shared. Pages never written (holes, or a tail grown by
-//! `set_len`) read as zeros and cost nothing. This is what lets a crash image share the durable
-//! image of every file instead of copying it.
+//! Guarantees: cloning a blob copies one pointer per *chunk* of 64 pages (256 KiB), never the
+//! bytes and never the per-page table; a write copies only the chunk table and the page it
+//! touches, and only if they are shared. Pages never written (holes, or a tail grown by `set_len`)
+//! read as zeros and cost nothing. This is what lets a crash image share the durable image of
+//! every file instead of copying it.
 
 use std::rc::Rc;
 
 /// Bytes per page of a blob (an implementation detail, independent of the modeled sector size).
 pub(crate) const PAGE_BYTES: usize = 4096;
+const CHUNK_PAGES: usize = 64;
+const CHUNK_BYTES: u64 = (PAGE_BYTES * CHUNK_PAGES) as u64;
 
 type Page = Rc<[u8; PAGE_BYTES]>;
+type Chunk = Rc<[Option<Page>; CHUNK_PAGES]>;
 
 #[derive(Clone, Default)]
 pub(crate) struct Blob {
     len_bytes: u64,
-    /// `pages[i]` holds bytes `[i * PAGE_BYTES, (i + 1) * PAGE_BYTES)`; `None` is all zeros.
-    /// Invariant: `pages.len() == ceil(len_bytes / PAGE_BYTES)`, and bytes at or past `len_bytes`
-    /// in the last page are zero.
-    pages: Vec<Option<Page>>,
+    /// `chunks[c]` holds pages `[c * CHUNK_PAGES, (c + 1) * CHUNK_PAGES)`; `None` is all zeros,
+    /// and so is a `None` page. Invariant: `chunks.len() == ceil(len_bytes / CHUNK_BYTES)`, and
+    /// bytes at or past `len_bytes` are zero.
+    chunks: Vec<Option<Chunk>>,
 }
 
 impl std::fmt::Debug for Blob {
@@ -27,13 +31,23 @@ impl std::fmt::Debug for Blob {
     }
 }
 
-fn page_count(len_bytes: u64) -> usize {
-    usize::try_from(len_bytes.div_ceil(PAGE_BYTES as u64)).expect("file larger than memory")
+fn chunk_count(len_bytes: u64) -> usize {
+    usize::try_from(len_bytes.div_ceil(CHUNK_BYTES)).expect("file larger than memory")
+}
+
+/// (chunk, page within the chunk, byte within the page) of byte `at`.
+fn locate(at: u64) -> (usize, usize, usize) {
+    let page = (at / PAGE_BYTES as u64) as usize;
+    (page / CHUNK_PAGES, page % CHUNK_PAGES, (at % PAGE_BYTES as u64) as usize)
 }
 
 impl Blob {
     pub(crate) fn len(&self) -> u64 {
         self.len_bytes
+    }
+
+    fn page(&self, chunk: usize, page: usize) -> Option<&[u8; PAGE_BYTES]> {
+        self.chunks[chunk].as_ref().and_then(|c| c[page].as_deref())
     }
 
     /// Copy bytes at `offset` into `buf`; returns the count (short at the end of the blob).
@@ -44,17 +58,21 @@ impl Blob {
         let n = usize::try_from((self.len_bytes - offset).min(buf.len() as u64)).unwrap_or(0);
         let mut done = 0;
         while done < n {
-            let at = offset + done as u64;
-            let page = (at / PAGE_BYTES as u64) as usize;
-            let in_page = (at % PAGE_BYTES as u64) as usize;
+            let (c, p, in_page) = locate(offset + done as u64);
             let chunk = (PAGE_BYTES - in_page).min(n - done);
-            match &self.pages[page] {
-                Some(p) => buf[done..done + chunk].copy_from_slice(&p[in_page..in_page + chunk]),
+            match self.page(c, p) {
+                Some(bytes) => buf[done..done + chunk].copy_from_slice(&bytes[in_page..][..chunk]),
                 None => buf[done..done + chunk].fill(0),
             }
             done += chunk;
         }
         n
+    }
+
+    fn page_mut(&mut self, chunk: usize, page: usize) -> &mut [u8; PAGE_BYTES] {
+        let slot = self.chunks[chunk].get_or_insert_with(|| Rc::new(std::array::from_fn(|_| None)));
+        let page = Rc::make_mut(slot)[page].get_or_insert_with(|| Rc::new([0u8; PAGE_BYTES]));
+        Rc::make_mut(page)
     }
 
     /// Write `data` at `offset`, growing the blob (zero-filling any gap) as needed.
@@ -65,12 +83,9 @@ impl Blob {
         }
         let mut done = 0;
         while done < data.len() {
-            let at = offset + done as u64;
-            let page = (at / PAGE_BYTES as u64) as usize;
-            let in_page = (at % PAGE_BYTES as u64) as usize;
+            let (c, p, in_page) = locate(offset + done as u64);
             let chunk = (PAGE_BYTES - in_page).min(data.len() - done);
-            let slot = self.pages[page].get_or_insert_with(|| Rc::new([0u8; PAGE_BYTES]));
-            Rc::make_mut(slot)[in_page..in_page + chunk].copy_from_slice(&data[done..done + chunk]);
+            self.page_mut(c, p)[in_page..][..chunk].copy_from_slice(&data[done..done + chunk]);
             done += chunk;
         }
     }
@@ -81,19 +96,27 @@ impl Blob {
             self.grow(len_bytes);
             return;
         }
-        self.pages.truncate(page_count(len_bytes));
+        self.chunks.truncate(chunk_count(len_bytes));
         self.len_bytes = len_bytes;
-        let in_page = (len_bytes % PAGE_BYTES as u64) as usize;
-        if in_page != 0 {
-            if let Some(Some(last)) = self.pages.last_mut() {
-                Rc::make_mut(last)[in_page..].fill(0);
+        if len_bytes % CHUNK_BYTES == 0 {
+            return;
+        }
+        // Drop the pages past the end in the last chunk, and zero the tail of the last page.
+        let (c, p, in_page) = locate(len_bytes);
+        if let Some(slot) = self.chunks[c].as_mut() {
+            let first_gone = if in_page == 0 { p } else { p + 1 };
+            if slot[first_gone..].iter().any(Option::is_some) {
+                Rc::make_mut(slot)[first_gone..].fill(None);
+            }
+            if in_page != 0 && slot[p].is_some() {
+                self.page_mut(c, p)[in_page..].fill(0);
             }
         }
     }
 
     fn grow(&mut self, len_bytes: u64) {
         debug_assert!(len_bytes >= self.len_bytes);
-        self.pages.resize(page_count(len_bytes), None);
+        self.chunks.resize(chunk_count(len_bytes), None);
         self.len_bytes = len_bytes;
     }
 
@@ -109,18 +132,26 @@ impl Blob {
     pub(crate) fn hash_into(&self, hasher: &mut xxhash_rust::xxh3::Xxh3) {
         hasher.update(&self.len_bytes.to_le_bytes());
         let zeros = [0u8; PAGE_BYTES];
-        for page in &self.pages {
-            hasher.update(page.as_deref().unwrap_or(&zeros));
+        let pages = self.len_bytes.div_ceil(PAGE_BYTES as u64) as usize;
+        for i in 0..pages {
+            hasher.update(self.page(i / CHUNK_PAGES, i % CHUNK_PAGES).unwrap_or(&zeros));
         }
     }
 
     /// True when both blobs share every page (a cheap "unchanged since the clone" test).
     #[cfg(test)]
     pub(crate) fn same_pages(&self, other: &Blob) -> bool {
+        let same_page = |a: &Option<Page>, b: &Option<Page>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
         self.len_bytes == other.len_bytes
-            && self.pages.iter().zip(&other.pages).all(|(a, b)| match (a, b) {
+            && self.chunks.iter().zip(&other.chunks).all(|(a, b)| match (a, b) {
                 (None, None) => true,
-                (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                (Some(a), Some(b)) => {
+                    Rc::ptr_eq(a, b) || a.iter().zip(b.iter()).all(|(x, y)| same_page(x, y))
+                }
                 _ => false,
             })
     }
@@ -147,12 +178,28 @@ mod tests {
     #[test]
     fn clone_shares_pages_until_written() {
         let mut a = Blob::default();
-        a.write(&[1u8; 3 * PAGE_BYTES], 0);
+        a.write(&vec![1u8; 3 * CHUNK_BYTES as usize], 0);
         let mut b = a.clone();
         assert!(a.same_pages(&b));
-        b.write(&[2], 5000);
+        b.write(&[2], CHUNK_BYTES + 5000);
         assert!(!a.same_pages(&b));
-        assert_eq!(a.to_vec()[5000], 1);
-        assert_eq!(b.to_vec()[5000], 2);
+        assert_eq!(a.to_vec()[CHUNK_BYTES as usize + 5000], 1);
+        assert_eq!(b.to_vec()[CHUNK_BYTES as usize + 5000], 2);
+        // Only the written chunk's table and page were copied.
+        assert!(Rc::ptr_eq(a.chunks[0].as_ref().unwrap(), b.chunks[0].as_ref().unwrap()));
+        assert!(Rc::ptr_eq(a.chunks[2].as_ref().unwrap(), b.chunks[2].as_ref().unwrap()));
+    }
+
+    #[test]
+    fn truncation_inside_a_chunk_zeroes_what_a_regrow_exposes() {
+        let mut b = Blob::default();
+        b.write(&vec![7u8; 3 * PAGE_BYTES], 0);
+        let shared = b.clone();
+        b.set_len(PAGE_BYTES as u64 + 10);
+        b.set_len(3 * PAGE_BYTES as u64);
+        let v = b.to_vec();
+        assert!(v[..PAGE_BYTES + 10].iter().all(|x| *x == 7));
+        assert!(v[PAGE_BYTES + 10..].iter().all(|x| *x == 0));
+        assert!(shared.to_vec().iter().all(|x| *x == 7), "the clone is untouched");
     }
 }

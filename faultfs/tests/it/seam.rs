@@ -189,3 +189,18 @@ fn names_that_escape_the_directory_are_refused() {
     }
     assert!(fs.names().is_empty());
 }
+
+/// The example in README.md, verbatim.
+#[test]
+fn readme_example_holds() -> std::io::Result<()> {
+    let fs = SimFs::with_profile(Profile::posix());
+    let f = fs.open("0000000001.data", OpenOptions::create())?;
+    f.write_all_at(b"record", 0)?;
+    f.sync_data()?; // data durable; the directory entry is not
+    let space = fs.crash_point_now().power_cut_space();
+    let image = space.materialize(&space.nothing_landed());
+    assert!(image.names().is_empty()); // the file is gone after this power cut
+    let readme = include_str!("../../../README.md");
+    assert!(readme.contains("assert!(image.names().is_empty()); // the file is gone"));
+    Ok(())
+}

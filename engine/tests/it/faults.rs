@@ -1,0 +1,116 @@
+//! ENOSPC and EIO: what is acknowledged, what is cut back, what a failed sync costs.
+
+use crate::*;
+use engine::{Error, Promise};
+use faultfs::{EioSemantics, Fault, FaultPlan, OpenOptions, Vfs};
+
+fn fs_with(faults: FaultPlan) -> SimFs {
+    let fs = sim(Profile::posix());
+    fs.set_faults(faults);
+    fs
+}
+
+/// Under o_sync a put with no rotation is a write then a sync: the sync is two operations away.
+fn next_sync_op(fs: &SimFs) -> u64 {
+    fs.op_count() + 2
+}
+
+#[test]
+fn enospc_fails_the_put_cuts_the_partial_record_back_and_loses_nothing_else() {
+    let fs = fs_with(FaultPlan::none().capacity(300));
+    let mut db = open(&fs, osync());
+    db.put(b"a", &[1; 100]).unwrap();
+    let err = db.put(b"b", &[2; 300]).unwrap_err();
+    assert_eq!(err.io_error().map(|e| e.kind()), Some(std::io::ErrorKind::StorageFull), "{err}");
+    assert!(err.to_string().contains("0000000001.data"), "{err}");
+    assert_eq!(
+        fs.file_state("0000000001.data").unwrap().cached_len,
+        130,
+        "cut back to the first record"
+    );
+    db.put(b"c", &[3; 10]).unwrap();
+    let state = recover(&durable_only(&fs), osync());
+    assert_eq!(state.keys().cloned().collect::<Vec<_>>(), vec![b"a".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn a_failed_fsync_is_rewritten_into_a_fresh_file_and_the_promise_kept() {
+    for semantics in [EioSemantics::Linux, EioSemantics::BtrfsRevert, EioSemantics::Sticky] {
+        let fs = sim(Profile::posix());
+        let mut db = open(&fs, osync());
+        db.put(b"a", b"1").unwrap();
+        let op = next_sync_op(&fs);
+        fs.set_faults(FaultPlan::none().at(op, Fault::SyncEio).semantics(semantics));
+        let ack = db.put(b"b", b"2").unwrap();
+        assert_eq!((ack.promise, ack.durable_through), (Promise::Durable, 2), "{semantics:?}");
+        assert_eq!(fs.fired_faults(), vec![(op, Fault::SyncEio)]);
+        db.put(b"c", b"3").unwrap();
+        let state = recover(&durable_only(&fs), osync());
+        assert_eq!(state, kv(&[("a", "1"), ("b", "2"), ("c", "3")]), "{semantics:?}");
+    }
+}
+
+#[test]
+fn fsync_retry_after_eio_acknowledges_data_the_disk_never_got() {
+    let fs = sim(Profile::posix());
+    let config = with_bug(osync(), "fsync-retry-after-eio");
+    let mut db = open(&fs, config.clone());
+    db.put(b"a", b"1").unwrap();
+    let op = next_sync_op(&fs);
+    fs.set_faults(FaultPlan::none().at(op, Fault::SyncEio));
+    let ack = db.put(b"b", b"2").unwrap();
+    assert_eq!(ack.promise, Promise::Durable, "the retry 'succeeded'");
+    let state = recover(&durable_only(&fs), config);
+    assert_eq!(state, kv(&[("a", "1")]), "the acknowledged write is gone");
+}
+
+#[test]
+fn when_the_rewrite_fails_too_the_engine_poisons_itself_and_names_the_writes_at_risk() {
+    let fs = sim(Profile::posix());
+    let config = Config::new(SyncStrategy::Interval { ms: 10 });
+    let mut db = open(&fs, config.clone());
+    db.put(b"a", b"1").unwrap();
+    db.put(b"b", b"2").unwrap();
+    fs.advance(std::time::Duration::from_millis(20));
+    // Every sync fails from here on (sticky), so the rewrite's fsync fails as well.
+    fs.set_faults(FaultPlan { sync_eio_rate: 1.0, ..FaultPlan::none() });
+    let err = db.tick().unwrap_err();
+    let Error::Poisoned { at_risk: Some(r), .. } = &err else { panic!("{err}") };
+    assert_eq!((r.first, r.last), (1, 2));
+    assert!(err.to_string().contains("seq 1..=2"), "{err}");
+    assert!(matches!(db.put(b"c", b"3"), Err(Error::Poisoned { .. })));
+    assert!(matches!(db.get(b"a"), Err(Error::Poisoned { .. })));
+    // Reopening recovers whatever is there; the data is still in the page cache.
+    fs.set_faults(FaultPlan::none());
+    drop(db);
+    assert_eq!(recover(&fs, config).len(), 2);
+}
+
+#[test]
+fn a_write_eio_fails_the_put_and_changes_nothing() {
+    let fs = sim(Profile::posix());
+    let mut db = open(&fs, osync());
+    db.put(b"a", b"1").unwrap();
+    fs.set_faults(FaultPlan::none().at(fs.op_count() + 1, Fault::WriteEio));
+    assert!(db.put(b"b", b"2").is_err());
+    db.put(b"c", b"3").unwrap();
+    assert_eq!(db.state().unwrap(), kv(&[("a", "1"), ("c", "3")]));
+    assert_eq!(recover(&durable_only(&fs), osync()), kv(&[("a", "1"), ("c", "3")]));
+}
+
+#[test]
+fn a_failed_directory_fsync_on_rotation_is_retried_before_acknowledging() {
+    let fs = sim(Profile::posix());
+    let config = osync().max_file_bytes(4096);
+    let mut db = open(&fs, config.clone());
+    let big = vec![7u8; 3000];
+    db.put(b"a", &big).unwrap();
+    // The next put rotates: sync old (already clean), open new, fsync(dir) <- fails.
+    fs.set_faults(FaultPlan::none().at(fs.op_count() + 2, Fault::SyncEio));
+    let ack = db.put(b"b", &big).unwrap();
+    assert_eq!(ack.promise, Promise::Durable);
+    let dir_syncs = fs.trace().iter().filter(|e| e.call == faultfs::Call::SyncDir).count();
+    assert!(dir_syncs >= 3, "retried: {dir_syncs}");
+    assert_eq!(recover(&durable_only(&fs), config).len(), 2);
+    let _ = fs.open("0000000002.data", OpenOptions::existing()).unwrap();
+}

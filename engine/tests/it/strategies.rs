@@ -117,3 +117,14 @@ fn checkpoint_promise_covers_its_worst_case() {
     let ack = db.put(b"k", b"v").unwrap();
     assert_eq!(ack.promise, Promise::By(Duration::from_millis(4_000)));
 }
+
+#[test]
+fn no_fsync_acknowledges_durable_writes_a_power_cut_takes() {
+    for (config, survives) in [(osync(), true), (with_bug(osync(), "no-fsync"), false)] {
+        let fs = sim(Profile::ext4_ordered());
+        let mut db = open(&fs, config.clone());
+        assert_eq!(db.put(b"k", b"v").unwrap().promise, Promise::Durable);
+        let state = recover(&durable_only(&fs), config);
+        assert_eq!(state.contains_key(b"k".as_slice()), survives);
+    }
+}

@@ -31,6 +31,6 @@ pub use crash::{Coverage, CrashPoint, CrashSpace, CrashState, Fate, InFlight, im
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
 pub use real::{RealFile, RealFs};
-pub use sim::{FileState, PowerLost, SimConfig, SimFile, SimFs, is_power_cut};
+pub use sim::{Capture, FileState, PowerLost, SimConfig, SimFile, SimFs, is_power_cut};
 pub use trace::{Call, Outcome, TraceEntry};
 pub use vfs::{NAME_MAX_BYTES, OpenOptions, SyncMode, Vfs, VfsFile, check_name};

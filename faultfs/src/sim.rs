@@ -117,8 +117,22 @@ impl fmt::Debug for SimFs {
     }
 }
 
+/// What a capture policy says at the start of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capture {
+    /// Take no crash point here.
+    Skip,
+    /// Take a crash point here, keeping the ones taken before.
+    Keep,
+    /// Take a crash point here in place of the last one taken (reservoir sampling).
+    Replace,
+}
+
+type CapturePolicy = Box<dyn FnMut(u64, Call) -> Capture>;
+
 struct Inner {
     config: Rc<SimConfig>,
+    capture_policy: Option<CapturePolicy>,
     model: Model,
     now: Duration,
     next_writeback: Duration,
@@ -197,6 +211,7 @@ impl SimFs {
         };
         let inner = Inner {
             config,
+            capture_policy: None,
             model,
             now,
             next_writeback,
@@ -250,6 +265,18 @@ impl SimFs {
     /// yields the crash points of many crash scenarios (prefix reuse).
     pub fn capture_at(&self, ops: impl IntoIterator<Item = u64>) {
         self.inner.borrow_mut().capture_at.extend(ops);
+    }
+
+    /// Decide at the start of every operation (by its number and call) whether to capture a crash
+    /// point there: one run of a workload yields exactly the crash points a policy picks, with no
+    /// counting run first. The policy runs in operation order, so a seeded one is deterministic.
+    pub fn capture_with(&self, policy: impl FnMut(u64, Call) -> Capture + 'static) {
+        self.inner.borrow_mut().capture_policy = Some(Box::new(policy));
+    }
+
+    /// Stop capturing by policy.
+    pub fn clear_capture_policy(&self) {
+        self.inner.borrow_mut().capture_policy = None;
     }
 
     /// The crash points captured so far (including the one of a power cut).
@@ -442,9 +469,13 @@ impl Inner {
         self.ops += 1;
         let n = self.ops;
         let cut = self.cut_at == Some(n);
-        if cut || self.capture_at.remove(&n) {
+        let policy = self.capture_policy.as_mut().map_or(Capture::Skip, |p| p(n, call));
+        if cut || self.capture_at.remove(&n) || policy != Capture::Skip {
             let point =
                 CrashPoint::new(n, self.now, self.config.clone(), self.model.clone(), Some(op));
+            if policy == Capture::Replace && !cut {
+                self.captured.pop();
+            }
             self.captured.push(point);
         }
         let mut entry =

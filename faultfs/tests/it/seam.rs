@@ -204,3 +204,27 @@ fn readme_example_holds() -> std::io::Result<()> {
     assert!(readme.contains("assert!(image.names().is_empty()); // the file is gone"));
     Ok(())
 }
+
+#[test]
+fn a_capture_policy_picks_crash_points_in_one_run() {
+    let fs = posix();
+    // Every sync call, and a reservoir of one among the writes (the last write here).
+    fs.capture_with(|_, call| match call {
+        Call::SyncData => faultfs::Capture::Keep,
+        _ => faultfs::Capture::Skip,
+    });
+    let f = fs.open("a", OpenOptions::create()).unwrap();
+    for i in 0..4u64 {
+        f.write_all_at(b"x", i).unwrap();
+        f.sync_data().unwrap();
+    }
+    let ops: Vec<u64> = fs.take_crash_points().iter().map(|p| p.op()).collect();
+    assert_eq!(ops, vec![3, 5, 7, 9]);
+    fs.capture_with(|_, call| {
+        if call == Call::Write { faultfs::Capture::Replace } else { faultfs::Capture::Skip }
+    });
+    f.write_all_at(b"y", 0).unwrap();
+    f.write_all_at(b"z", 0).unwrap();
+    let ops: Vec<u64> = fs.take_crash_points().iter().map(|p| p.op()).collect();
+    assert_eq!(ops, vec![11], "Replace keeps only the latest");
+}

@@ -12,7 +12,8 @@
 //!   there, the truncation is synced, and only then are writes accepted. A bad record in any other
 //!   file is corruption: reported with its file and offset, and nothing from there on is served.
 //! - Before accepting writes, recovery syncs the active file and the directory, so everything it
-//!   recovered (perhaps only from the page cache, after a kill -9) is durable.
+//!   recovered (perhaps only from the page cache, after a kill -9 or a half-finished earlier open)
+//!   is durable — directory entries included.
 //! - Leftover temporary files of an interrupted merge are removed.
 
 use crate::config::Config;
@@ -161,7 +162,6 @@ impl<V: Vfs> Engine<V> {
         let mut readers = BTreeMap::new();
         let mut max_seq = 0u64;
         let mut active_len = 0u64;
-        let mut needs_sync = !report.temp_files_removed.is_empty();
         for &id in &data_ids {
             let name = data_name(id);
             let file =
@@ -199,7 +199,6 @@ impl<V: Vfs> Engine<V> {
                             file.set_len(offset)
                                 .map_err(Error::io("recovery: truncate torn tail"))?;
                             report.truncated = Some((name.clone(), offset, bytes.len() as u64));
-                            needs_sync = true;
                         }
                     } else {
                         let reason = why.to_string();
@@ -223,7 +222,6 @@ impl<V: Vfs> Engine<V> {
                 options.create = true;
                 let file =
                     vfs.open(&data_name(1), options).map_err(Error::io("create data file"))?;
-                needs_sync = true;
                 (Active { id: 1, file, len: 0, entry_durable: false }, 1)
             }
         };
@@ -250,23 +248,23 @@ impl<V: Vfs> Engine<V> {
             recovery: report,
         };
         if !engine.config.bugs.unsynced_recovery_truncate {
-            engine.make_recovered_durable(needs_sync)?;
+            engine.make_recovered_durable()?;
         }
         Ok(engine)
     }
 
-    /// Everything recovered may have come from the page cache (after a kill -9): make it durable,
-    /// with any truncation and removal, before the first write is accepted.
-    fn make_recovered_durable(&mut self, dir_changed: bool) -> Result<()> {
+    /// Everything recovered may have come from the page cache (after a kill -9, or an earlier
+    /// open that failed half way): make it durable, with any truncation and removal, before the
+    /// first write is accepted. That includes the directory: a file found may be visible only in
+    /// the page cache.
+    fn make_recovered_durable(&mut self) -> Result<()> {
         let sync = match self.config.sync_call {
             crate::config::SyncCall::Fsync => self.active.file.sync_all(),
             _ => self.active.file.sync_data(),
         };
         sync.map_err(Error::io("recovery: sync active file"))?;
-        if dir_changed || !self.active.entry_durable {
-            self.vfs.sync_dir().map_err(Error::io("recovery: sync directory"))?;
-            self.active.entry_durable = true;
-        }
+        self.vfs.sync_dir().map_err(Error::io("recovery: sync directory"))?;
+        self.active.entry_durable = true;
         Ok(())
     }
 

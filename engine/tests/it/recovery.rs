@@ -131,3 +131,18 @@ fn recovery_after_kill_9_makes_what_it_found_durable() {
     assert_eq!(reopened.durable_through(), 1);
     assert_eq!(recover(&durable_only(&after_kill), config).len(), 1);
 }
+
+/// Found by powercut (scenario fsync-eio-linux, seed 3): an open that failed after creating the
+/// first data file left its entry only in the page cache; the retried open trusted the entry, never
+/// fsynced the directory, and a power cut took the file with every acknowledged write in it.
+#[test]
+fn regression_retried_open_makes_the_found_files_entry_durable() {
+    let fs = sim(Profile::posix());
+    // Op 1 lists, op 2 creates the file, op 3 is recovery's fdatasync: fail it.
+    fs.set_faults(faultfs::FaultPlan::none().at(3, faultfs::Fault::SyncEio));
+    assert!(Engine::open(fs.clone(), osync()).is_err());
+    fs.set_faults(faultfs::FaultPlan::none());
+    let mut db = open(&fs, osync());
+    db.put(b"k", b"acknowledged").unwrap();
+    assert_eq!(recover(&durable_only(&fs), osync()), kv(&[("k", "acknowledged")]));
+}

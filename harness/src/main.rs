@@ -1,0 +1,5 @@
+//! The `powercut` command.
+
+fn main() {
+    std::process::exit(harness::cli::main());
+}

@@ -1,0 +1,392 @@
+//! The oracle: the history of a run, what each acknowledgement promised, and the checks a
+//! recovered state must pass.
+//!
+//! How a state is judged against a crash at operation k, time T:
+//! - Writes that finished before k are *done*; the one k interrupted is *in flight*. A recovered
+//!   state must equal the state after some prefix of the writes (in-flight one included or not):
+//!   one log, one order. Failed writes are optional (they may or may not have happened).
+//! - Every value carries the tag of the write that made it, so each key's value pins down which
+//!   prefixes it allows (an interval of prefix lengths); the state is explained iff the per-key
+//!   intervals intersect. This costs O(writes), not a replay per prefix.
+//! - The promise decides the shortest prefix allowed. After a kill -9 every acknowledged write
+//!   must be there. After a power cut: `Durable` writes, `By(t)` writes with t + slack <= T,
+//!   `Writeback` writes old enough for the OS writeback model to have flushed them, and every write
+//!   a `durable_through` report covered. Writes the engine itself reported at risk are excused and
+//!   counted as reported loss.
+//! - Violations, most specific first: `validity` (a key or value never written, or one written
+//!   only after the crash), `resurrection` (a key back after a required delete), `durability` (a
+//!   required write missing), `ordering` (no prefix of the history explains the state).
+
+use crate::subject::{Ack, Promise};
+use crate::workload::{key_bytes, key_number, value_bytes, value_tag};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A named class of violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Durability,
+    Validity,
+    Ordering,
+    Resurrection,
+    RecoveryIdempotence,
+    CrashDuringRecovery,
+}
+
+impl Class {
+    pub const ALL: [Class; 6] = [
+        Class::Durability,
+        Class::Validity,
+        Class::Ordering,
+        Class::Resurrection,
+        Class::RecoveryIdempotence,
+        Class::CrashDuringRecovery,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Durability => "durability",
+            Class::Validity => "validity",
+            Class::Ordering => "ordering",
+            Class::Resurrection => "resurrection",
+            Class::RecoveryIdempotence => "recovery-idempotence",
+            Class::CrashDuringRecovery => "crash-during-recovery",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a write ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Acked(Ack),
+    /// The call returned an error: the write may or may not have happened.
+    Failed,
+    /// The call was interrupted by the crash.
+    InFlight,
+}
+
+/// One write of the history (a put or a delete).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub key: u32,
+    /// `None` for a delete; else the value's length (its bytes follow from the write's index).
+    pub value_len: Option<u32>,
+    /// The filesystem operations the call used: (start, end], op numbers.
+    pub start_op: u64,
+    pub end_op: u64,
+    pub acked_at: Duration,
+    pub status: Status,
+}
+
+/// A `durable_through` report (from an acknowledgement or a tick).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub end_op: u64,
+    pub durable_through: u64,
+}
+
+/// Everything that happened in one run, in order.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub writes: Vec<Write>,
+    pub reports: Vec<Report>,
+    /// Writes the subject reported at risk (its own ids), and the op by which it said so.
+    pub at_risk: Vec<(u64, u64, u64)>,
+}
+
+/// What kind of crash a state comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    PowerCut,
+    Kill,
+}
+
+impl CrashKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashKind::PowerCut => "power cut",
+            CrashKind::Kill => "kill -9",
+        }
+    }
+}
+
+/// The crash a state is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crash {
+    /// The operation in flight (the end of the run is one past the last).
+    pub op: u64,
+    pub at: Duration,
+    pub kind: CrashKind,
+}
+
+/// Loss within the promise, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loss {
+    /// Acknowledged writes not reflected in the recovered state.
+    pub acked_lost: u64,
+    pub bytes_lost: u64,
+    /// Crash time minus the acknowledgement time of the oldest lost write.
+    pub window: Option<Duration>,
+    /// Lost writes the engine had reported at risk.
+    pub reported_lost: u64,
+}
+
+/// How promises are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Allowance past a `By(t)` deadline: tick granularity plus a sync's latency.
+    pub slack: Duration,
+    /// Time by which the OS writeback model flushes a dirty write (expiry + pass interval), if the
+    /// profile has writeback.
+    pub writeback: Option<Duration>,
+}
+
+/// A recovered state: key bytes to value bytes.
+pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A set of prefix lengths: sorted, disjoint, inclusive intervals.
+type Set = Vec<(usize, usize)>;
+
+fn intersect(a: &Set, b: &Set) -> Set {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    // Bounded: each step advances i or j.
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    out
+}
+
+fn max_in(set: &Set, lo: usize, hi: usize) -> Option<usize> {
+    set.iter().rev().find_map(|&(a, b)| (a <= hi && b >= lo).then(|| b.min(hi)))
+}
+
+impl History {
+    /// Writes finished before `op`, and the total including the one in flight.
+    fn bounds(&self, op: u64) -> (usize, usize) {
+        let done = self.writes.iter().take_while(|w| w.end_op < op).count();
+        let in_flight = self.writes.get(done).is_some_and(|w| w.start_op < op);
+        (done, done + usize::from(in_flight))
+    }
+
+    fn excused(&self, seq: u64, op: u64) -> bool {
+        self.at_risk.iter().any(|&(a, b, by)| by < op && (a..=b).contains(&seq))
+    }
+
+    /// Is write `i` (done before the crash) required to survive it?
+    fn required(&self, i: usize, crash: Crash, rules: Rules, covered: u64) -> bool {
+        let w = &self.writes[i];
+        let Status::Acked(ack) = w.status else { return false };
+        if self.excused(ack.seq, crash.op) {
+            return false;
+        }
+        if ack.seq <= covered {
+            return true;
+        }
+        match (crash.kind, ack.promise) {
+            (_, Promise::Queued) => false,
+            (CrashKind::Kill, _) | (_, Promise::Durable) => true,
+            (CrashKind::PowerCut, Promise::By(t)) => t + rules.slack <= crash.at,
+            (CrashKind::PowerCut, Promise::Writeback) => {
+                rules.writeback.is_some_and(|d| w.acked_at + d + rules.slack <= crash.at)
+            }
+        }
+    }
+
+    fn describe(&self, i: usize) -> String {
+        let w = &self.writes[i];
+        let what = match w.value_len {
+            Some(_) => "put",
+            None => "delete",
+        };
+        let key = String::from_utf8_lossy(&key_bytes(w.key)).into_owned();
+        let status = match w.status {
+            Status::Acked(a) => format!("acked at {:?} promising {:?}", w.acked_at, a.promise),
+            Status::Failed => "failed".into(),
+            Status::InFlight => "in flight".into(),
+        };
+        format!("write #{i} ({what} {key}, {status})")
+    }
+
+    /// Judge `state` against `crash`. With `validity_only` (bit rot was injected) only values are
+    /// checked: rot may legitimately cost data, never garbage.
+    pub fn judge(
+        &self,
+        crash: Crash,
+        rules: Rules,
+        state: &State,
+        validity_only: bool,
+    ) -> (Vec<(Class, String)>, Loss) {
+        let (done, p_max) = self.bounds(crash.op);
+        // Observed version of each key: the write index whose value it holds.
+        let mut observed: BTreeMap<u32, usize> = BTreeMap::new();
+        for (k, v) in state {
+            let shown = String::from_utf8_lossy(k);
+            let Some(key) = key_number(k) else {
+                return (
+                    vec![(Class::Validity, format!("key {shown:?} was never written"))],
+                    Loss::default(),
+                );
+            };
+            let tag = value_tag(v).and_then(|t| usize::try_from(t).ok());
+            let write = tag.and_then(|t| self.writes.get(t).map(|w| (t, w)));
+            let genuine = write.is_some_and(|(t, w)| {
+                w.key == key && w.value_len.is_some_and(|n| value_bytes(t as u64, n) == *v)
+            });
+            if !genuine {
+                let msg = format!("key {shown} holds a value no write wrote ({} bytes)", v.len());
+                return (vec![(Class::Validity, msg)], Loss::default());
+            }
+            let t = tag.unwrap_or(0);
+            if t >= p_max {
+                let msg = format!(
+                    "key {shown} holds the value of {}, issued after the crash",
+                    self.describe(t)
+                );
+                return (vec![(Class::Validity, msg)], Loss::default());
+            }
+            observed.insert(key, t);
+        }
+        if validity_only {
+            return (Vec::new(), Loss::default());
+        }
+        let covered = self
+            .reports
+            .iter()
+            .filter(|r| r.end_op < crash.op)
+            .map(|r| r.durable_through)
+            .max()
+            .unwrap_or(0);
+        let required: Vec<usize> =
+            (0..done).filter(|&i| self.required(i, crash, rules, covered)).collect();
+        let p_min = required.last().map_or(0, |i| i + 1);
+        // Per-key allowed prefix lengths, intersected.
+        let mut per_key: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, w) in self.writes[..p_max].iter().enumerate() {
+            per_key.entry(w.key).or_default().push(i);
+        }
+        let mut allowed: Set = vec![(0, p_max)];
+        let mut key_sets: Vec<(u32, Set)> = Vec::new();
+        for (&key, idxs) in &per_key {
+            let set = self.key_set(idxs, observed.get(&key).copied(), p_max);
+            allowed = intersect(&allowed, &set);
+            key_sets.push((key, set));
+        }
+        if let Some(p) = max_in(&allowed, p_min, p_max) {
+            return (Vec::new(), self.loss(p, done, crash));
+        }
+        // Resurrection: a key holds a value older than a required delete of it.
+        for (&key, &w) in &observed {
+            if let Some(&d) = required.iter().find(|&&d| {
+                d > w && self.writes[d].key == key && self.writes[d].value_len.is_none()
+            }) {
+                let msg = format!(
+                    "{} must survive the {} at {:?}, but the key is back with the value of {}",
+                    self.describe(d),
+                    crash.kind.name(),
+                    crash.at,
+                    self.describe(w)
+                );
+                return (vec![(Class::Resurrection, msg)], self.loss(0, done, crash));
+            }
+        }
+        if let Some(p) = max_in(&allowed, 0, p_min.saturating_sub(1)) {
+            let lost = required.iter().copied().find(|&i| i >= p).unwrap_or(p);
+            let msg = format!(
+                "{} was promised durable by the {} at {:?} but is lost: the recovered state is \
+                 the first {p} of {done} writes",
+                self.describe(lost),
+                crash.kind.name(),
+                crash.at
+            );
+            return (vec![(Class::Durability, msg)], self.loss(p, done, crash));
+        }
+        (vec![(Class::Ordering, self.explain_ordering(&key_sets, p_max))], Loss::default())
+    }
+
+    /// Prefix lengths consistent with `key` holding the write `observed` (or nothing).
+    fn key_set(&self, idxs: &[usize], observed: Option<usize>, p_max: usize) -> Set {
+        let ok = |i: &usize| self.writes[*i].status != Status::Failed;
+        let next_after =
+            |i: usize| idxs.iter().copied().filter(ok).find(|&j| j > i).unwrap_or(p_max);
+        match observed {
+            Some(w) => vec![(w + 1, next_after(w))],
+            None => {
+                let first = idxs.iter().copied().find(ok).unwrap_or(p_max);
+                let mut set = vec![(0, first)];
+                // After a delete the key is absent; a failed delete may have happened too.
+                for &d in idxs.iter().filter(|i| self.writes[**i].value_len.is_none()) {
+                    set.push((d + 1, next_after(d)));
+                }
+                // Failed puts are optional: the key may be absent past them too.
+                set.sort_unstable();
+                let mut merged: Set = Vec::new();
+                for (a, b) in set {
+                    match merged.last_mut() {
+                        Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+                        _ => merged.push((a, b)),
+                    }
+                }
+                merged
+            }
+        }
+    }
+
+    fn explain_ordering(&self, key_sets: &[(u32, Set)], p_max: usize) -> String {
+        let mut acc: Set = vec![(0, p_max)];
+        let mut earlier: Vec<(u32, &Set)> = Vec::new();
+        for (key, set) in key_sets {
+            let next = intersect(&acc, set);
+            if next.is_empty() {
+                let other = earlier
+                    .iter()
+                    .find(|(_, s)| intersect(s, set).is_empty())
+                    .map(|(k, s)| {
+                        format!(
+                            "{} needs a prefix in {s:?}",
+                            String::from_utf8_lossy(&key_bytes(*k))
+                        )
+                    })
+                    .unwrap_or_else(|| "the keys before it".into());
+                return format!(
+                    "no prefix of the history explains the recovered state: {} needs a prefix in \
+                     {set:?}, but {other}",
+                    String::from_utf8_lossy(&key_bytes(*key))
+                );
+            }
+            acc = next;
+            earlier.push((*key, set));
+        }
+        "no prefix of the history explains the recovered state".into()
+    }
+
+    fn loss(&self, p: usize, done: usize, crash: Crash) -> Loss {
+        let mut loss = Loss::default();
+        for w in &self.writes[p.min(done)..done] {
+            if let Status::Acked(ack) = w.status {
+                if self.excused(ack.seq, crash.op) {
+                    loss.reported_lost += 1;
+                    continue;
+                }
+                loss.acked_lost += 1;
+                loss.bytes_lost += u64::from(w.value_len.unwrap_or(0));
+                if loss.window.is_none() {
+                    loss.window = Some(crash.at.saturating_sub(w.acked_at));
+                }
+            }
+        }
+        loss
+    }
+}

@@ -1,0 +1,554 @@
+//! Running one seed: the workload once, crash points captured as it goes (prefix reuse), then for
+//! each crash point its crash states, a recovery on each, and the oracle's checks.
+//!
+//! Everything here is deterministic: one ChaCha stream per seed, virtual time only, no threads.
+//! The same scenario, seed and binary give the same outcome, byte for byte.
+
+use crate::oracle::{Class, Crash, CrashKind, History, Loss, Report, Rules, State, Status, Write};
+use crate::scenario::{CrashPoints, Scenario, States};
+use crate::subject::{Subject, SubjectError};
+use crate::workload::{self, Op, key_bytes, value_bytes};
+use faultfs::{Call, Capture, CrashPoint, FaultPlan, InFlight, Latency, SimConfig, SimFs};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+/// One violation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub class: Class,
+    /// The crash point (operation number) and kind.
+    pub crash_op: u64,
+    pub crash_kind: CrashKind,
+    /// Which state at that crash point (0-based), for replay.
+    pub state: u32,
+    pub message: String,
+}
+
+/// What one seed found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub crash_states: u64,
+    pub distinct_states: u64,
+    pub violations: Vec<Violation>,
+    /// Loss within the promise, per crash kind: (power cut, kill).
+    pub loss_power_cut: LossTotals,
+    pub loss_kill: LossTotals,
+    /// Filesystem operations the workload took.
+    pub ops: u64,
+}
+
+/// Loss summed over crash states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossTotals {
+    pub states: u64,
+    pub acked_lost: u64,
+    pub acked_lost_max: u64,
+    pub bytes_lost: u64,
+    pub window_max: Duration,
+    pub reported_lost: u64,
+}
+
+impl LossTotals {
+    fn add(&mut self, l: Loss) {
+        self.states += 1;
+        self.acked_lost += l.acked_lost;
+        self.acked_lost_max = self.acked_lost_max.max(l.acked_lost);
+        self.bytes_lost += l.bytes_lost;
+        self.window_max = self.window_max.max(l.window.unwrap_or_default());
+        self.reported_lost += l.reported_lost;
+    }
+
+    pub fn merge(&mut self, o: &LossTotals) {
+        self.states += o.states;
+        self.acked_lost += o.acked_lost;
+        self.acked_lost_max = self.acked_lost_max.max(o.acked_lost_max);
+        self.bytes_lost += o.bytes_lost;
+        self.window_max = self.window_max.max(o.window_max);
+        self.reported_lost += o.reported_lost;
+    }
+}
+
+/// Optional narrowing of a seed's run, for replay and shrinking.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Focus {
+    /// Only this crash point (operation number).
+    pub crash_op: Option<u64>,
+    /// Only the first this many workload operations.
+    pub ops: Option<u32>,
+}
+
+fn state_of<S: Subject>(fs: SimFs, config: &S::Config) -> Result<(S, State), SubjectError> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let mut subject = S::open(fs, config)?;
+        let state = subject.state()?;
+        Ok((subject, state))
+    }));
+    opened.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(no message)".into());
+        Err(SubjectError::new(format!("recovery panicked: {msg}")))
+    })
+}
+
+/// The independent streams one seed draws from.
+struct Streams {
+    workload: ChaCha8Rng,
+    fs_seed: u64,
+    points: ChaCha8Rng,
+    states: ChaCha8Rng,
+}
+
+impl Streams {
+    fn new(seed: u64) -> Streams {
+        let mut root = ChaCha8Rng::seed_from_u64(seed);
+        let mut sub = || ChaCha8Rng::seed_from_u64(root.next_u64());
+        let workload = sub();
+        let points = sub();
+        let states = sub();
+        let fs_seed = root.next_u64();
+        Streams { workload, fs_seed, points, states }
+    }
+}
+
+/// The result of running the workload once.
+struct Live {
+    history: History,
+    points: Vec<CrashPoint>,
+    ops: u64,
+    violations: Vec<Violation>,
+}
+
+pub(crate) fn sim_config(scenario: &Scenario, fs_seed: u64) -> SimConfig {
+    let f = &scenario.faults;
+    let faults = FaultPlan {
+        sync_eio_rate: f.sync_eio_rate,
+        write_eio_rate: f.write_eio_rate,
+        eio_semantics: f.eio_semantics,
+        capacity_bytes: f.capacity_bytes,
+        ..FaultPlan::none()
+    };
+    SimConfig::new(f.profile.clone()).latency(Latency::default()).faults(faults).seed(fs_seed)
+}
+
+/// The oracle's reading of promises for this scenario.
+pub fn rules(scenario: &Scenario) -> Rules {
+    let latency = Latency::default();
+    let sync =
+        Duration::from_nanos(latency.sync_all_ns + latency.sync_dir_ns + latency.metadata_ns);
+    let slack = Duration::from_millis(scenario.faults.tick_ms) + sync * 2;
+    let writeback = scenario
+        .faults
+        .profile
+        .writeback
+        .map(|w| Duration::from_millis(w.dirty_expire_ms + w.interval_ms));
+    Rules { slack, writeback }
+}
+
+fn capture_policy(
+    mode: CrashPoints,
+    mut rng: ChaCha8Rng,
+    only: Option<u64>,
+) -> impl FnMut(u64, Call) -> Capture {
+    let mut seen = 0u64;
+    move |op, call| {
+        if let Some(k) = only {
+            return if op == k { Capture::Keep } else { Capture::Skip };
+        }
+        match mode {
+            CrashPoints::EveryOp => Capture::Keep,
+            CrashPoints::AtSyncPoints if call.is_sync() => Capture::Keep,
+            CrashPoints::AtSyncPoints => Capture::Skip,
+            CrashPoints::Random => {
+                // Reservoir sampling of one point over all operations.
+                seen += 1;
+                if rng.random_range(0..seen) == 0 { Capture::Replace } else { Capture::Skip }
+            }
+        }
+    }
+}
+
+/// Run the workload once, recording the history and capturing crash points.
+fn live<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    streams: &mut Streams,
+    focus: Focus,
+) -> Live {
+    let plan = workload::generate(&scenario.workload, &mut streams.workload);
+    let limit = focus.ops.map_or(plan.len(), |n| (n as usize).min(plan.len()));
+    let fs = SimFs::new(sim_config(scenario, streams.fs_seed));
+    fs.set_tracing(false);
+    let mode = scenario.faults.crash_points;
+    fs.capture_with(capture_policy(mode, streams.points.clone(), focus.crash_op));
+    let mut out =
+        Live { history: History::default(), points: Vec::new(), ops: 0, violations: Vec::new() };
+    let violation = |class, message: String| Violation {
+        class,
+        crash_op: 0,
+        crash_kind: CrashKind::Kill,
+        state: 0,
+        message,
+    };
+    // An injected fault may fail the first open: an operator would retry it (a few times).
+    let mut subject = None;
+    for _ in 0..8 {
+        match S::open(fs.clone(), config) {
+            Ok(s) => {
+                subject = Some(s);
+                break;
+            }
+            Err(e) if e.power_cut => break,
+            Err(_) => {}
+        }
+    }
+    let tick = Duration::from_millis(scenario.faults.tick_ms);
+    let mut next_tick = fs_now(&fs) + tick;
+    let mut model: std::collections::BTreeMap<u32, Option<u64>> = Default::default();
+    let mut uncertain: BTreeSet<u32> = BTreeSet::new();
+    let history = &mut out.history;
+    let ops_iter = plan[..limit].iter().map(|p| (p.gap, Some(p.op)));
+    let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
+    for (gap, op) in ops_iter.chain(std::iter::once(tail)) {
+        let Some(s) = subject.as_mut() else { break };
+        let arrival = fs_now(&fs) + gap;
+        // Bounded: next_tick advances by `tick` each step, up to `arrival`.
+        while next_tick <= arrival {
+            fs.advance_to(next_tick);
+            let start = fs.op_count();
+            match s.tick() {
+                Ok(dt) => {
+                    history.reports.push(Report { end_op: fs.op_count(), durable_through: dt })
+                }
+                Err(e) => note_error(history, &e, fs.op_count(), start),
+            }
+            next_tick = fs_now(&fs).max(next_tick) + tick;
+        }
+        fs.advance_to(arrival);
+        let Some(op) = op else { break };
+        let start_op = fs.op_count();
+        let index = history.writes.len() as u64;
+        let result = match op {
+            Op::Put { key, value_bytes: n } => {
+                Some((key, Some(n), s.put(&key_bytes(key), &value_bytes(index, n))))
+            }
+            Op::Delete { key } => Some((key, None, s.delete(&key_bytes(key)))),
+            Op::Get { key } => {
+                let got = s.get(&key_bytes(key));
+                if let (Ok(v), false) = (&got, uncertain.contains(&key)) {
+                    let expected = model.get(&key).copied().flatten();
+                    let want = expected.map(|t| {
+                        let n = history.writes[t as usize].value_len.unwrap_or_default();
+                        value_bytes(t, n)
+                    });
+                    if *v != want {
+                        let msg = format!(
+                            "get {} returned {:?} bytes, expected the value of write #{:?}",
+                            String::from_utf8_lossy(&key_bytes(key)),
+                            v.as_ref().map(Vec::len),
+                            expected
+                        );
+                        out.violations.push(violation(Class::Validity, msg));
+                    }
+                }
+                None
+            }
+            Op::Merge => {
+                let _ = s.merge();
+                None
+            }
+        };
+        let Some((key, value_len, result)) = result else { continue };
+        let end_op = fs.op_count();
+        let status = match &result {
+            Ok(ack) => {
+                history.reports.push(Report { end_op, durable_through: ack.durable_through });
+                model.insert(key, value_len.map(|_| index));
+                Status::Acked(*ack)
+            }
+            Err(e) => {
+                note_error(history, e, end_op, start_op);
+                uncertain.insert(key);
+                Status::Failed
+            }
+        };
+        history.writes.push(Write {
+            key,
+            value_len,
+            start_op,
+            end_op,
+            acked_at: fs_now(&fs),
+            status,
+        });
+    }
+    out.ops = fs.op_count();
+    out.points = fs.take_crash_points();
+    let end_chosen = match (focus.crash_op, mode) {
+        (Some(k), _) => k == out.ops + 1,
+        (None, CrashPoints::Random) => {
+            // The end of the run is one more candidate of the reservoir.
+            streams.points.random_range(0..=out.ops) == 0
+        }
+        (None, _) => true,
+    };
+    if end_chosen {
+        if mode == CrashPoints::Random && focus.crash_op.is_none() {
+            out.points.clear();
+        }
+        out.points.push(fs.crash_point_now());
+    }
+    drop(subject);
+    out
+}
+
+fn fs_now(fs: &SimFs) -> Duration {
+    use faultfs::Vfs;
+    fs.now()
+}
+
+fn note_error(history: &mut History, e: &SubjectError, end_op: u64, _start: u64) {
+    if let Some((a, b)) = e.at_risk {
+        history.at_risk.push((a, b, end_op));
+    }
+}
+
+/// Run one seed of `scenario` on subject `S`.
+pub fn run_seed<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    seed: u64,
+    focus: Focus,
+) -> SeedOutcome {
+    let mut streams = Streams::new(seed);
+    let live = live::<S>(scenario, config, &mut streams, focus);
+    let mut out =
+        SeedOutcome { seed, ops: live.ops, violations: live.violations, ..SeedOutcome::default() };
+    let rules = rules(scenario);
+    let mut seen = BTreeSet::new();
+    let f = &scenario.faults;
+    for point in &live.points {
+        let kind = if streams.states.random_range(0..f.crash.power_cut + f.crash.kill)
+            < f.crash.power_cut
+        {
+            CrashKind::PowerCut
+        } else {
+            CrashKind::Kill
+        };
+        let crash = Crash { op: point.op(), at: point.at(), kind };
+        let images = crash_images(point, kind, f.states, &mut streams.states);
+        for (i, image) in images.into_iter().enumerate() {
+            out.crash_states += 1;
+            if seen.insert(faultfs::image_hash(&image)) {
+                out.distinct_states += 1;
+            }
+            let found = check_image::<S>(
+                scenario,
+                config,
+                &live.history,
+                crash,
+                rules,
+                image,
+                &mut streams.states,
+            );
+            match kind {
+                CrashKind::PowerCut => out.loss_power_cut.add(found.1),
+                CrashKind::Kill => out.loss_kill.add(found.1),
+            }
+            for (class, message) in found.0 {
+                out.violations.push(Violation {
+                    class,
+                    crash_op: crash.op,
+                    crash_kind: kind,
+                    state: i as u32,
+                    message,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The crash images of one crash point.
+fn crash_images(
+    point: &CrashPoint,
+    kind: CrashKind,
+    states: States,
+    rng: &mut ChaCha8Rng,
+) -> Vec<SimFs> {
+    match (kind, states) {
+        (CrashKind::Kill, States::Sampled { per_point }) => {
+            (0..per_point).map(|_| point.process_crash(point.sample_process_crash(rng))).collect()
+        }
+        (CrashKind::Kill, States::Exhaustive { budget }) => {
+            let fates = point.process_crash_fates();
+            fates.into_iter().take(budget as usize).map(|f| point.process_crash(f)).collect()
+        }
+        (CrashKind::PowerCut, States::Sampled { per_point }) => {
+            let space = point.power_cut_space();
+            (0..per_point).map(|_| space.materialize(&space.sample(rng))).collect()
+        }
+        (CrashKind::PowerCut, States::Exhaustive { budget }) => {
+            let mut images = Vec::new();
+            point.power_cut_space().explore(budget, |_, image| images.push(image));
+            images
+        }
+    }
+}
+
+/// Recover from one crash image and run every check on it.
+fn check_image<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    history: &History,
+    crash: Crash,
+    rules: Rules,
+    image: SimFs,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<(Class, String)>, Loss) {
+    let f = &scenario.faults;
+    let rot = f.bit_flips + f.latent_errors > 0;
+    if rot {
+        image.rot(rng, f.bit_flips, f.latent_errors);
+    }
+    // A pristine copy of the image, for the crash during recovery.
+    let pristine = f.crash_during_recovery.then(|| image.crash_point_now());
+    let ops_before = image.op_count();
+    let (mut subject, state) = match state_of::<S>(image.clone(), config) {
+        Ok(ok) => ok,
+        Err(e) if rot && f.latent_errors > 0 && !e.message.contains("panicked") => {
+            return (Vec::new(), Loss::default()); // an unreadable sector may stop recovery
+        }
+        Err(e) => {
+            return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
+        }
+    };
+    let recovery_ops = image.op_count() - ops_before;
+    let (mut violations, loss) = history.judge(crash, rules, &state, rot);
+    if !violations.is_empty() {
+        let notes = subject.recovery_notes();
+        if !notes.is_empty() {
+            violations[0].1.push_str(&format!(" [recovery: {}]", notes.join("; ")));
+        }
+        return (violations, loss);
+    }
+    // Writes after recovery must survive a reopen; so must the recovered state itself.
+    let mut expected = state.clone();
+    for w in 0..f.after_recovery_writes {
+        let key = rng.random_range(0..scenario.workload.keys);
+        let value = value_bytes((1 << 40) + u64::from(w), 16);
+        if subject.put(&key_bytes(key), &value).is_ok() {
+            expected.insert(key_bytes(key), value);
+        }
+    }
+    drop(subject);
+    let reopened = image.crash_point_now().process_crash(InFlight::Skipped);
+    match state_of::<S>(reopened, config) {
+        Ok((_, again)) if again == expected => {}
+        Ok((_, again)) => {
+            let (class, what) = if f.after_recovery_writes > 0 {
+                (Class::Durability, "writes acknowledged after recovery")
+            } else {
+                (Class::RecoveryIdempotence, "a second recovery")
+            };
+            let msg = format!(
+                "{what}: reopening gives {} keys, expected {} ({})",
+                again.len(),
+                expected.len(),
+                first_difference(&expected, &again)
+            );
+            return (vec![(class, msg)], loss);
+        }
+        Err(e) => {
+            return (
+                vec![(Class::RecoveryIdempotence, format!("a second recovery failed: {e}"))],
+                loss,
+            );
+        }
+    }
+    if let Some(p) = pristine {
+        if let Some(v) = crash_during_recovery::<S>(
+            config,
+            history,
+            crash,
+            rules,
+            &p,
+            recovery_ops,
+            &state,
+            rot,
+            rng,
+        ) {
+            return (vec![(Class::CrashDuringRecovery, v)], loss);
+        }
+    }
+    (Vec::new(), loss)
+}
+
+/// Cut the power during (or right after) a recovery of the image, recover again, and judge.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the check's inputs"
+)]
+fn crash_during_recovery<S: Subject>(
+    config: &S::Config,
+    history: &History,
+    crash: Crash,
+    rules: Rules,
+    pristine: &CrashPoint,
+    recovery_ops: u64,
+    first: &State,
+    rot: bool,
+    rng: &mut ChaCha8Rng,
+) -> Option<String> {
+    let copy = pristine.process_crash(InFlight::Skipped);
+    let cut = rng.random_range(1..=recovery_ops + 1);
+    copy.arm_power_cut(cut);
+    let completed = S::open(copy.clone(), config).is_ok();
+    let point = if completed {
+        copy.crash_point_now() // recovery finished before the cut: cut right after it
+    } else {
+        copy.take_crash_points().pop()?
+    };
+    let space = point.power_cut_space();
+    let image = space.materialize(&space.sample(rng));
+    let state = match state_of::<S>(image, config) {
+        Ok((_, s)) => s,
+        Err(e) => {
+            return Some(format!("recovery after a power cut at recovery op {cut} failed: {e}"));
+        }
+    };
+    if completed && state != *first {
+        return Some(format!(
+            "recovery returned {} keys, and a power cut right after it left {} ({}): what recovery returns must be durable",
+            first.len(),
+            state.len(),
+            first_difference(first, &state)
+        ));
+    }
+    // The engine died at the first crash: promises bind that matured by then, and the second
+    // crash is a power cut, whatever the first was.
+    let as_power_cut = Crash { kind: CrashKind::PowerCut, ..crash };
+    let (violations, _) = history.judge(as_power_cut, rules, &state, rot);
+    violations
+        .first()
+        .map(|(class, m)| format!("after a power cut at recovery op {cut}: {class}: {m}"))
+}
+
+fn first_difference(a: &State, b: &State) -> String {
+    for (k, v) in a {
+        match b.get(k) {
+            None => return format!("{} missing", String::from_utf8_lossy(k)),
+            Some(w) if w != v => return format!("{} differs", String::from_utf8_lossy(k)),
+            _ => {}
+        }
+    }
+    match b.keys().find(|k| !a.contains_key(*k)) {
+        Some(k) => format!("{} appeared", String::from_utf8_lossy(k)),
+        None => "same".into(),
+    }
+}

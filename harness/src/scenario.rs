@@ -1,0 +1,242 @@
+//! Scenario files: what to run, on what, with which faults, for how many seeds.
+//!
+//! A scenario is JSON with unknown fields rejected; every value is checked when the file is
+//! loaded, and an error names the file, the field and the accepted values. One seed derives the
+//! workload, the crash points and the fault choices from one ChaCha stream.
+
+use engine::{Config, EngineBugs, SyncCall, SyncStrategy};
+use faultfs::{EioSemantics, Profile};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub engine: EngineSpec,
+    pub workload: Workload,
+    pub faults: Faults,
+    /// How many seeds the default run covers (seeds 0..seeds).
+    pub seeds: u64,
+}
+
+/// The Bitcask engine's configuration, with bug switches by CLI name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    pub strategy: SyncStrategy,
+    #[serde(default)]
+    pub sync_call: SyncCall,
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    #[serde(default)]
+    pub bugs: Vec<String>,
+}
+
+fn default_max_file_bytes() -> u64 {
+    1 << 20
+}
+
+/// An inclusive range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// Relative weights of the operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub put: u32,
+    #[serde(default)]
+    pub delete: u32,
+    #[serde(default)]
+    pub get: u32,
+    #[serde(default)]
+    pub merge: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Operations per seed.
+    pub ops: u32,
+    /// Keys are drawn from `key0000..key{keys-1}`.
+    pub keys: u32,
+    pub value_bytes: Range,
+    pub mix: Mix,
+    /// Virtual time between operations, in microseconds, uniform in the range.
+    pub gap_us: Range,
+    /// Idle virtual time after the last operation (ticks keep running), in milliseconds.
+    #[serde(default)]
+    pub tail_ms: u64,
+}
+
+/// Where crash points are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoints {
+    /// One per seed, uniform over every operation and the end of the run.
+    Random,
+    /// Every operation, and the end of the run.
+    EveryOp,
+    /// Every fsync, fdatasync and directory fsync, and the end of the run.
+    AtSyncPoints,
+}
+
+/// How crash states are chosen at each crash point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum States {
+    /// `per_point` states drawn from the seed.
+    Sampled { per_point: u32 },
+    /// Every distinct state, up to `budget` per crash point.
+    Exhaustive { budget: u64 },
+}
+
+/// Relative weights of the crash kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashKinds {
+    #[serde(default)]
+    pub power_cut: u32,
+    #[serde(default)]
+    pub kill: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    pub profile: Profile,
+    pub crash: CrashKinds,
+    pub crash_points: CrashPoints,
+    pub states: States,
+    /// After recovering, crash again during (or right after) the recovery, and recover again.
+    #[serde(default)]
+    pub crash_during_recovery: bool,
+    /// After recovering, make this many acknowledged writes, then reopen: they must be there.
+    #[serde(default)]
+    pub after_recovery_writes: u32,
+    #[serde(default)]
+    pub sync_eio_rate: f64,
+    #[serde(default)]
+    pub write_eio_rate: f64,
+    #[serde(default)]
+    pub eio_semantics: EioSemantics,
+    #[serde(default)]
+    pub capacity_bytes: Option<u64>,
+    /// Bits flipped in the durable data of each crash image before recovery.
+    #[serde(default)]
+    pub bit_flips: u32,
+    /// Latent sector errors in each crash image before recovery.
+    #[serde(default)]
+    pub latent_errors: u32,
+    /// Virtual time between `tick`s, in milliseconds.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+}
+
+fn default_tick_ms() -> u64 {
+    1
+}
+
+impl Scenario {
+    /// Parse and check a scenario; `origin` names where it came from in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = serde_json::from_str(text)
+            .map_err(|e| format!("{origin}: line {}, column {}: {e}", e.line(), e.column()))?;
+        scenario.validate().map_err(|e| format!("{origin}: {e}"))?;
+        Ok(scenario)
+    }
+
+    /// Load and check a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// The engine configuration, bug switches resolved.
+    pub fn engine_config(&self) -> Result<Config, String> {
+        let mut bugs = EngineBugs::none();
+        for name in &self.engine.bugs {
+            bugs.enable(name).map_err(|e| format!("field engine.bugs: {e}"))?;
+        }
+        let config = Config::new(self.engine.strategy)
+            .sync_call(self.engine.sync_call)
+            .max_file_bytes(self.engine.max_file_bytes)
+            .bugs(bugs);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let field = |name: &str, why: &str| Err(format!("field {name}: {why}"));
+        if self.name.is_empty()
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return field("name", "must be non-empty, of letters, digits, '-', '_', '.'");
+        }
+        self.engine_config()?;
+        let w = &self.workload;
+        if w.ops == 0 || w.ops > 1_000_000 {
+            return field("workload.ops", "must be from 1 to 1000000");
+        }
+        if w.keys == 0 || w.keys > 1_000_000 {
+            return field("workload.keys", "must be from 1 to 1000000");
+        }
+        if w.value_bytes.min < 12
+            || w.value_bytes.min > w.value_bytes.max
+            || w.value_bytes.max > 1 << 24
+        {
+            return field(
+                "workload.value_bytes",
+                "needs 12 <= min <= max <= 16777216 (a value carries a 12-byte tag)",
+            );
+        }
+        if w.gap_us.min > w.gap_us.max {
+            return field("workload.gap_us", "min must not exceed max");
+        }
+        let m = w.mix;
+        if m.put == 0 {
+            return field("workload.mix.put", "must be positive (a workload must write)");
+        }
+        if u64::from(m.put) + u64::from(m.delete) + u64::from(m.get) + u64::from(m.merge)
+            > u64::from(u32::MAX)
+        {
+            return field("workload.mix", "weights too large");
+        }
+        let f = &self.faults;
+        if f.crash.power_cut == 0 && f.crash.kill == 0 {
+            return field("faults.crash", "power_cut and kill weights cannot both be 0");
+        }
+        for (name, rate) in
+            [("faults.sync_eio_rate", f.sync_eio_rate), ("faults.write_eio_rate", f.write_eio_rate)]
+        {
+            if !(0.0..=1.0).contains(&rate) {
+                return field(name, &format!("{rate} is not a probability in [0, 1]"));
+            }
+        }
+        match f.states {
+            States::Sampled { per_point: 0 } => {
+                return field("faults.states.per_point", "must be positive");
+            }
+            States::Exhaustive { budget: 0 } => {
+                return field("faults.states.budget", "must be positive");
+            }
+            _ => {}
+        }
+        if f.tick_ms == 0 {
+            return field("faults.tick_ms", "must be positive");
+        }
+        if self.seeds == 0 {
+            return field("seeds", "must be positive");
+        }
+        Ok(())
+    }
+}

@@ -127,11 +127,15 @@ fn read_all<F: VfsFile>(file: &F) -> Result<Vec<u8>> {
 }
 
 fn insert_latest(keydir: &mut BTreeMap<Vec<u8>, Entry>, key: Vec<u8>, entry: Entry) {
-    match keydir.get(&key) {
-        Some(old) if old.seq >= entry.seq => {}
-        _ => {
-            keydir.insert(key, entry);
+    use std::collections::btree_map::Entry as Slot;
+    match keydir.entry(key) {
+        Slot::Vacant(slot) => {
+            slot.insert(entry);
         }
+        Slot::Occupied(mut slot) if slot.get().seq < entry.seq => {
+            slot.insert(entry);
+        }
+        Slot::Occupied(_) => {}
     }
 }
 

@@ -367,21 +367,38 @@ impl<V: Vfs> Engine<V> {
         Ok(record)
     }
 
-    /// Every live key and its value, read and checked (the harness's view of the state).
+    /// Every live key and its value, read and checked (the harness's view of the state). Each
+    /// data file is read once; every record is checked against its CRC, its key and its seq.
     pub fn state(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         self.check_poison()?;
-        let mut out = BTreeMap::new();
+        let mut by_file: BTreeMap<u32, Vec<(&Vec<u8>, &Entry)>> = BTreeMap::new();
         for (key, entry) in &self.keydir {
             if !entry.tombstone {
-                let record = self.read_record(entry)?;
-                if record.key != *key {
-                    return Err(Error::Corrupt {
-                        file: data_name(entry.file),
-                        offset: entry.offset,
-                        reason: "record holds another key".into(),
-                    });
+                by_file.entry(entry.file).or_default().push((key, entry));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (id, entries) in by_file {
+            let file = self.file(id);
+            let len = file.len().map_err(Error::io("read state: length"))?;
+            let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+            file.read_exact_at(&mut bytes, 0).map_err(Error::io("read state"))?;
+            for (key, entry) in entries {
+                let corrupt = |reason: String| Error::Corrupt {
+                    file: data_name(id),
+                    offset: entry.offset,
+                    reason,
+                };
+                let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
+                let slice = start
+                    .checked_add(entry.len as usize)
+                    .and_then(|end| bytes.get(start..end))
+                    .ok_or_else(|| corrupt("record past the end of the file".into()))?;
+                let (record, _) = decode_record(slice).map_err(|b| corrupt(b.to_string()))?;
+                if record.seq != entry.seq || record.key != *key {
+                    return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
                 }
-                out.insert(key.clone(), record.value);
+                out.insert(record.key, record.value);
             }
         }
         Ok(out)

@@ -18,7 +18,7 @@
 //!   required write missing), `ordering` (no prefix of the history explains the state).
 
 use crate::subject::{Ack, Promise};
-use crate::workload::{key_bytes, key_number, value_bytes, value_tag};
+use crate::workload::{is_value, key_bytes, key_number, value_tag};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -99,6 +99,8 @@ pub struct History {
     pub reports: Vec<Report>,
     /// Writes the subject reported at risk (its own ids), and the op by which it said so.
     pub at_risk: Vec<(u64, u64, u64)>,
+    /// For each key, the indexes of the writes to it, in order (see [`History::index`]).
+    per_key: BTreeMap<u32, Vec<usize>>,
 }
 
 /// What kind of crash a state comes from.
@@ -174,6 +176,14 @@ fn max_in(set: &Set, lo: usize, hi: usize) -> Option<usize> {
 }
 
 impl History {
+    /// Build the per-key index once the history is complete (before judging).
+    pub fn index(&mut self) {
+        self.per_key.clear();
+        for (i, w) in self.writes.iter().enumerate() {
+            self.per_key.entry(w.key).or_default().push(i);
+        }
+    }
+
     /// Writes finished before `op`, and the total including the one in flight.
     fn bounds(&self, op: u64) -> (usize, usize) {
         let done = self.writes.iter().take_while(|w| w.end_op < op).count();
@@ -243,7 +253,7 @@ impl History {
             let tag = value_tag(v).and_then(|t| usize::try_from(t).ok());
             let write = tag.and_then(|t| self.writes.get(t).map(|w| (t, w)));
             let genuine = write.is_some_and(|(t, w)| {
-                w.key == key && w.value_len.is_some_and(|n| value_bytes(t as u64, n) == *v)
+                w.key == key && w.value_len.is_some_and(|n| is_value(v, t as u64, n))
             });
             if !genuine {
                 let msg = format!("key {shown} holds a value no write wrote ({} bytes)", v.len());
@@ -273,16 +283,17 @@ impl History {
             (0..done).filter(|&i| self.required(i, crash, rules, covered)).collect();
         let p_min = required.last().map_or(0, |i| i + 1);
         // Per-key allowed prefix lengths, intersected.
-        let mut per_key: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, w) in self.writes[..p_max].iter().enumerate() {
-            per_key.entry(w.key).or_default().push(i);
-        }
+        debug_assert_eq!(
+            self.per_key.values().map(Vec::len).sum::<usize>(),
+            self.writes.len(),
+            "History::index was not called"
+        );
         let mut allowed: Set = vec![(0, p_max)];
-        let mut key_sets: Vec<(u32, Set)> = Vec::new();
-        for (&key, idxs) in &per_key {
-            let set = self.key_set(idxs, observed.get(&key).copied(), p_max);
+        for (_, set) in self.key_sets(&observed, p_max) {
             allowed = intersect(&allowed, &set);
-            key_sets.push((key, set));
+            if allowed.is_empty() {
+                break;
+            }
         }
         if let Some(p) = max_in(&allowed, p_min, p_max) {
             return (Vec::new(), self.loss(p, done, crash));
@@ -313,7 +324,21 @@ impl History {
             );
             return (vec![(Class::Durability, msg)], self.loss(p, done, crash));
         }
+        let key_sets: Vec<(u32, Set)> = self.key_sets(&observed, p_max).collect();
         (vec![(Class::Ordering, self.explain_ordering(&key_sets, p_max))], Loss::default())
+    }
+
+    /// Each written key's allowed prefix lengths, given what the state holds.
+    fn key_sets<'a>(
+        &'a self,
+        observed: &'a BTreeMap<u32, usize>,
+        p_max: usize,
+    ) -> impl Iterator<Item = (u32, Set)> + 'a {
+        self.per_key.iter().filter_map(move |(&key, idxs)| {
+            let idxs = &idxs[..idxs.partition_point(|&i| i < p_max)];
+            let set = self.key_set(idxs, observed.get(&key).copied(), p_max);
+            (!idxs.is_empty()).then_some((key, set))
+        })
     }
 
     /// Prefix lengths consistent with `key` holding the write `observed` (or nothing).
@@ -388,5 +413,93 @@ impl History {
             }
         }
         loss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::value_bytes;
+
+    /// Writes: #0 put k0, #1 put k1, #2 delete k0, #3 put k1 — each one op, acked Durable.
+    fn history(promise: Promise) -> History {
+        let ops = [(0, Some(20)), (1, Some(20)), (0, None), (1, Some(30))];
+        let mut h = History::default();
+        for (i, (key, value_len)) in ops.into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            let ack = Ack { seq, promise, durable_through: 0 };
+            let at = Duration::from_millis(seq);
+            let op = seq * 2;
+            h.writes.push(Write {
+                key,
+                value_len,
+                start_op: op - 1,
+                end_op: op,
+                acked_at: at,
+                status: Status::Acked(ack),
+            });
+        }
+        h.index();
+        h
+    }
+
+    fn state(pairs: &[(u32, u64, u32)]) -> State {
+        pairs.iter().map(|&(k, w, n)| (key_bytes(k), value_bytes(w, n))).collect()
+    }
+
+    const RULES: Rules = Rules { slack: Duration::from_millis(1), writeback: None };
+
+    fn judge(h: &History, kind: CrashKind, s: &State) -> Vec<Class> {
+        let crash = Crash { op: 100, at: Duration::from_secs(1), kind };
+        h.judge(crash, RULES, s, false).0.into_iter().map(|(c, _)| c).collect()
+    }
+
+    #[test]
+    fn the_full_prefix_passes_and_a_lost_durable_write_fails() {
+        let h = history(Promise::Durable);
+        assert!(judge(&h, CrashKind::PowerCut, &state(&[(1, 3, 30)])).is_empty());
+        // k1 holds an older put: the durable write #3 is lost.
+        assert_eq!(judge(&h, CrashKind::PowerCut, &state(&[(1, 1, 20)])), [Class::Durability]);
+        assert_eq!(judge(&h, CrashKind::PowerCut, &state(&[])), [Class::Durability]);
+        // k0 is back after its durable delete #2.
+        let back = state(&[(0, 0, 20), (1, 3, 30)]);
+        assert_eq!(judge(&h, CrashKind::PowerCut, &back), [Class::Resurrection]);
+    }
+
+    #[test]
+    fn promises_decide_what_a_power_cut_may_take() {
+        // Writeback promises with no writeback model: any prefix is allowed after a power cut...
+        let h = history(Promise::Writeback);
+        for s in [state(&[]), state(&[(0, 0, 20)]), state(&[(0, 0, 20), (1, 1, 20)])] {
+            assert!(judge(&h, CrashKind::PowerCut, &s).is_empty());
+        }
+        // ...but not after a kill -9, where the page cache survives.
+        assert_eq!(judge(&h, CrashKind::Kill, &state(&[])), [Class::Durability]);
+        assert_eq!(judge(&h, CrashKind::Kill, &state(&[(0, 0, 20)])), [Class::Resurrection]);
+        let (_, loss) = h.judge(
+            Crash { op: 100, at: Duration::from_secs(1), kind: CrashKind::PowerCut },
+            RULES,
+            &state(&[(0, 0, 20)]),
+            false,
+        );
+        assert_eq!((loss.acked_lost, loss.bytes_lost), (3, 50));
+    }
+
+    #[test]
+    fn a_state_no_prefix_explains_is_an_ordering_violation_and_garbage_is_invalid() {
+        let h = history(Promise::Writeback);
+        // k1 from write #3 (prefix >= 4) with k0 still present (prefix <= 2).
+        assert_eq!(
+            judge(&h, CrashKind::PowerCut, &state(&[(0, 0, 20), (1, 3, 30)])),
+            [Class::Ordering]
+        );
+        let mut garbage = state(&[(1, 1, 20)]);
+        garbage.insert(key_bytes(1), b"w00000000001aaaXaaaaaaaa".to_vec());
+        assert_eq!(judge(&h, CrashKind::PowerCut, &garbage), [Class::Validity]);
+        assert_eq!(judge(&h, CrashKind::PowerCut, &state(&[(7, 1, 20)])), [Class::Validity]);
+        // A crash at op 3 (during write #1): write #3's value is from the future.
+        let crash = Crash { op: 3, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
+        let (v, _) = h.judge(crash, RULES, &state(&[(1, 3, 30)]), false);
+        assert_eq!(v[0].0, Class::Validity);
     }
 }

@@ -288,6 +288,7 @@ fn live<S: Subject>(
         });
     }
     out.ops = fs.op_count();
+    out.history.index();
     out.points = fs.take_crash_points();
     let end_chosen = match (focus.crash_op, mode) {
         (Some(k), _) => k == out.ops + 1,

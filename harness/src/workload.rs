@@ -46,9 +46,22 @@ pub fn generate(w: &Workload, rng: &mut impl Rng) -> Vec<Planned> {
         .collect()
 }
 
+/// `width` decimal digits of `n`, zero-padded, appended to `out`.
+fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
 /// The bytes of key number `key`.
 pub fn key_bytes(key: u32) -> Vec<u8> {
-    format!("key{key:06}").into_bytes()
+    let mut k = Vec::with_capacity(9);
+    k.extend_from_slice(b"key");
+    push_digits(&mut k, u64::from(key), 6);
+    k
 }
 
 /// The key number of `bytes`, if it is a workload key.
@@ -62,10 +75,22 @@ pub fn key_number(bytes: &[u8]) -> Option<u32> {
 
 /// The value of write number `write` (unique tag, then filler), `len` bytes (at least 12).
 pub fn value_bytes(write: u64, len: u32) -> Vec<u8> {
-    let mut v = format!("w{write:011}").into_bytes();
-    let fill = b'a' + (write % 26) as u8;
-    v.resize(len.max(12) as usize, fill);
+    let mut v = Vec::with_capacity(len.max(12) as usize);
+    v.push(b'w');
+    push_digits(&mut v, write, 11);
+    v.resize(len.max(12) as usize, fill_byte(write));
     v
+}
+
+fn fill_byte(write: u64) -> u8 {
+    b'a' + (write % 26) as u8
+}
+
+/// Is `bytes` exactly `value_bytes(write, len)`? (Without building it.)
+pub fn is_value(bytes: &[u8], write: u64, len: u32) -> bool {
+    bytes.len() == len.max(12) as usize
+        && value_tag(bytes) == Some(write)
+        && bytes[12..].iter().all(|b| *b == fill_byte(write))
 }
 
 /// The write number a value was tagged with, if it carries a tag.
@@ -84,5 +109,9 @@ mod tests {
         assert_eq!(value_bytes(42, 100).len(), 100);
         assert_eq!(key_number(&key_bytes(7)), Some(7));
         assert_eq!(value_tag(b"garbage-bytes-here"), None);
+        assert!(is_value(&value_bytes(42, 100), 42, 100));
+        assert!(!is_value(&value_bytes(42, 100), 42, 99));
+        assert!(!is_value(&value_bytes(43, 100), 42, 100));
+        assert_eq!(key_bytes(7), b"key000007");
     }
 }

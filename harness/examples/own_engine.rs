@@ -1,0 +1,24 @@
+//! Putting your own engine under powercut: the tiny write-ahead log of `tests/it/wal_subject.rs`
+//! as a `Subject`, crash-tested on a built-in scenario, with and without its syncs.
+//! Run: `cargo run -p harness --example own_engine`.
+
+#[path = "../tests/it/wal_subject.rs"]
+mod wal_subject;
+
+use harness::scenario::Scenario;
+use harness::suite::run_scenario;
+use wal_subject::Wal;
+
+fn main() -> Result<(), String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/o_sync-posix.json");
+    let scenario = Scenario::load(std::path::Path::new(path))?;
+    for sync in [true, false] {
+        let result = run_scenario::<Wal>(&scenario, &sync, 0..100, &|_| {});
+        println!(
+            "wal (sync: {sync}): {} crash states, {:?}",
+            result.crash_states(),
+            result.by_class()
+        );
+    }
+    Ok(())
+}

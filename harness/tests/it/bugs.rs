@@ -1,0 +1,48 @@
+//! The default suite on the correct engine finds nothing; with each known-bug switch on, the
+//! scenario of the default suite that targets it reports the expected class.
+
+use crate::*;
+use harness::oracle::Class;
+use harness::subject::Bitcask;
+use harness::suite::run_scenario;
+
+#[test]
+fn the_correct_engine_passes_the_whole_default_suite() {
+    for s in suite() {
+        let config = s.engine_config().unwrap();
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let first = r.seeds.iter().flat_map(|o| &o.violations).next();
+        assert_eq!(r.violations(), 0, "{}: {first:?}", s.name);
+        assert!(r.crash_states() >= s.seeds, "{}", s.name);
+    }
+}
+
+/// (bug switch, the default-suite scenario that catches it, the class it must report)
+const CAUGHT_BY: [(&str, &str, Class); 9] = [
+    ("no-fsync", "o_sync-posix", Class::Durability),
+    ("no-dir-fsync-on-rotate", "fsync-vs-fdatasync", Class::Durability),
+    ("hint-in-place", "merge-heavy", Class::Durability),
+    ("unsynced-recovery-truncate", "crash-during-recovery", Class::CrashDuringRecovery),
+    ("fsync-retry-after-eio", "fsync-eio-linux", Class::Durability),
+    ("skip-bad-records", "interval-posix", Class::Ordering),
+    ("merge-drops-tombstones", "merge-heavy", Class::Resurrection),
+    ("merge-removes-before-durable", "merge-heavy", Class::Durability),
+    ("append-after-torn-tail", "torn-tail-then-writes", Class::Durability),
+];
+
+#[test]
+fn every_engine_bug_switch_is_caught_by_the_default_suite() {
+    assert_eq!(CAUGHT_BY.len(), engine::BUGS.len());
+    for (bug, name, class) in CAUGHT_BY {
+        assert!(engine::BUGS.iter().any(|(b, _)| *b == bug), "{bug} is not a switch");
+        let mut s = scenario(name);
+        s.engine.bugs.push(bug.to_string());
+        let config = s.engine_config().unwrap();
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let found = r.by_class();
+        assert!(
+            found.get(&class).copied().unwrap_or(0) > 0,
+            "{bug} on {name}: expected {class}, got {found:?}"
+        );
+    }
+}

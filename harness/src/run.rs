@@ -417,9 +417,8 @@ fn check_image<S: Subject>(
     if rot {
         image.rot(rng, f.bit_flips, f.latent_errors);
     }
-    // A pristine copy of the image, for the crash during recovery.
-    let pristine = f.crash_during_recovery.then(|| image.crash_point_now());
-    let ops_before = image.op_count();
+    // A pristine copy of the image, for the crashes during recovery.
+    let pristine = (f.crashes_during_recovery > 0).then(|| image.crash_point_now());
     let (mut subject, state) = match state_of::<S>(image.clone(), config) {
         Ok(ok) => ok,
         Err(e) if rot && f.latent_errors > 0 && !e.message.contains("panicked") => {
@@ -429,7 +428,6 @@ fn check_image<S: Subject>(
             return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
         }
     };
-    let recovery_ops = image.op_count() - ops_before;
     let (mut violations, loss) = history.judge(crash, rules, &state, rot);
     if !violations.is_empty() {
         let notes = subject.recovery_notes();
@@ -473,71 +471,79 @@ fn check_image<S: Subject>(
         }
     }
     if let Some(p) = pristine {
-        if let Some(v) = crash_during_recovery::<S>(
-            config,
-            history,
-            crash,
-            rules,
-            &p,
-            recovery_ops,
-            &state,
-            rot,
-            rng,
-        ) {
+        let levels = f.crashes_during_recovery;
+        if let Some(v) =
+            crashes_during_recovery::<S>(config, history, crash, rules, p, levels, rot, rng)
+        {
             return (vec![(Class::CrashDuringRecovery, v)], loss);
         }
     }
     (Vec::new(), loss)
 }
 
-/// Cut the power during (or right after) a recovery of the image, recover again, and judge.
+/// Cut the power during (or right after) a recovery of the image, recover again, and judge;
+/// `levels` times, each cut during the recovery of the image the previous cut left.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the arguments are the check's inputs"
 )]
-fn crash_during_recovery<S: Subject>(
+fn crashes_during_recovery<S: Subject>(
     config: &S::Config,
     history: &History,
     crash: Crash,
     rules: Rules,
-    pristine: &CrashPoint,
-    recovery_ops: u64,
-    first: &State,
+    mut point: CrashPoint,
+    levels: u32,
     rot: bool,
     rng: &mut ChaCha8Rng,
 ) -> Option<String> {
-    let copy = pristine.process_crash(InFlight::Skipped);
-    let cut = rng.random_range(1..=recovery_ops + 1);
-    copy.arm_power_cut(cut);
-    let completed = S::open(copy.clone(), config).is_ok();
-    let point = if completed {
-        copy.crash_point_now() // recovery finished before the cut: cut right after it
-    } else {
-        copy.take_crash_points().pop()?
-    };
-    let space = point.power_cut_space();
-    let image = space.materialize(&space.sample(rng));
-    let state = match state_of::<S>(image, config) {
-        Ok((_, s)) => s,
-        Err(e) => {
-            return Some(format!("recovery after a power cut at recovery op {cut} failed: {e}"));
-        }
-    };
-    if completed && state != *first {
-        return Some(format!(
-            "recovery returned {} keys, and a power cut right after it left {} ({}): what recovery returns must be durable",
-            first.len(),
-            state.len(),
-            first_difference(first, &state)
-        ));
-    }
-    // The engine died at the first crash: promises bind that matured by then, and the second
+    // The engine died at the first crash: promises bind that matured by then, and every later
     // crash is a power cut, whatever the first was.
     let as_power_cut = Crash { kind: CrashKind::PowerCut, ..crash };
-    let (violations, _) = history.judge(as_power_cut, rules, &state, rot);
-    violations
-        .first()
-        .map(|(class, m)| format!("after a power cut at recovery op {cut}: {class}: {m}"))
+    for level in 1..=levels {
+        // What a clean recovery of this image returns, and how many operations it takes.
+        let dry = point.process_crash(InFlight::Skipped);
+        let first = match state_of::<S>(dry.clone(), config) {
+            Ok((_, s)) => s,
+            Err(e) => return Some(format!("level {level}: recovery failed: {e}")),
+        };
+        let cut = rng.random_range(1..=dry.op_count() + 1);
+        let copy = point.process_crash(InFlight::Skipped);
+        copy.arm_power_cut(cut);
+        let completed = S::open(copy.clone(), config).is_ok();
+        let cut_point = if completed {
+            copy.crash_point_now() // recovery finished before the cut: cut right after it
+        } else {
+            copy.take_crash_points().pop()?
+        };
+        let space = cut_point.power_cut_space();
+        let image = space.materialize(&space.sample(rng));
+        point = image.crash_point_now();
+        let state = match state_of::<S>(image, config) {
+            Ok((_, s)) => s,
+            Err(e) => {
+                return Some(format!(
+                    "level {level}: recovery after a power cut at recovery op {cut} failed: {e}"
+                ));
+            }
+        };
+        if completed && state != first {
+            return Some(format!(
+                "level {level}: recovery returned {} keys, and a power cut right after it left {} \
+                 ({}): what recovery returns must be durable",
+                first.len(),
+                state.len(),
+                first_difference(&first, &state)
+            ));
+        }
+        let (violations, _) = history.judge(as_power_cut, rules, &state, rot);
+        if let Some((class, m)) = violations.first() {
+            return Some(format!(
+                "level {level}: after a power cut at recovery op {cut}: {class}: {m}"
+            ));
+        }
+    }
+    None
 }
 
 fn first_difference(a: &State, b: &State) -> String {

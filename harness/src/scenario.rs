@@ -116,9 +116,10 @@ pub struct Faults {
     pub crash: CrashKinds,
     pub crash_points: CrashPoints,
     pub states: States,
-    /// After recovering, crash again during (or right after) the recovery, and recover again.
+    /// After recovering, cut the power during (or right after) a recovery of the same image, and
+    /// recover again — this many times in a row, each during the previous one's recovery.
     #[serde(default)]
-    pub crash_during_recovery: bool,
+    pub crashes_during_recovery: u32,
     /// After recovering, make this many acknowledged writes, then reopen: they must be there.
     #[serde(default)]
     pub after_recovery_writes: u32,
@@ -230,6 +231,9 @@ impl Scenario {
                 return field("faults.states.budget", "must be positive");
             }
             _ => {}
+        }
+        if f.crashes_during_recovery > 16 {
+            return field("faults.crashes_during_recovery", "at most 16");
         }
         if f.tick_ms == 0 {
             return field("faults.tick_ms", "must be positive");

@@ -134,8 +134,8 @@ pub fn decode_header(b: &[u8]) -> Result<Header, BadRecord> {
     Ok(h)
 }
 
-/// Decode one whole record from the start of `b`, checking its CRC.
-pub fn decode_record(b: &[u8]) -> Result<(Record, usize), BadRecord> {
+/// Check the whole record at the start of `b` (lengths and CRC) without copying it.
+pub fn check_record(b: &[u8]) -> Result<Header, BadRecord> {
     let h = decode_header(b)?;
     let n = h.record_bytes();
     if b.len() < n {
@@ -145,6 +145,13 @@ pub fn decode_record(b: &[u8]) -> Result<(Record, usize), BadRecord> {
     if actual != h.crc {
         return Err(BadRecord::Checksum { expected: h.crc, actual });
     }
+    Ok(h)
+}
+
+/// Decode one whole record from the start of `b`, checking its CRC.
+pub fn decode_record(b: &[u8]) -> Result<(Record, usize), BadRecord> {
+    let h = check_record(b)?;
+    let n = h.record_bytes();
     let key_at = RECORD_HEADER_BYTES;
     let record = Record {
         seq: h.seq,

@@ -19,7 +19,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::{
-    self, BadRecord, FileKind, RECORD_HEADER_BYTES, data_name, decode_header, hint_name, parse_name,
+    self, BadRecord, FileKind, RECORD_HEADER_BYTES, check_record, data_name, hint_name, parse_name,
 };
 use crate::store::{Active, Engine, Entry, active_options};
 use faultfs::{OpenOptions, Vfs, VfsFile};
@@ -61,20 +61,6 @@ struct Scan {
     end: u64,
     bad: Option<(u64, BadRecord)>,
     skipped: Vec<(u64, u64, BadRecord)>,
-}
-
-/// Check a record in place without copying its value.
-fn check_record(b: &[u8]) -> std::result::Result<format::Header, BadRecord> {
-    let h = decode_header(b)?;
-    let n = h.record_bytes();
-    if b.len() < n {
-        return Err(BadRecord::Short);
-    }
-    let actual = crc32fast::hash(&b[4..n]);
-    if actual != h.crc {
-        return Err(BadRecord::Checksum { expected: h.crc, actual });
-    }
-    Ok(h)
 }
 
 fn scan(bytes: &[u8], skip_bad: bool) -> Scan {

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod oracle;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod subject;
 pub mod suite;
 pub mod workload;

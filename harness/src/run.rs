@@ -73,12 +73,33 @@ impl LossTotals {
 }
 
 /// Optional narrowing of a seed's run, for replay and shrinking.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Focus {
     /// Only this crash point (operation number).
     pub crash_op: Option<u64>,
-    /// Only the first this many workload operations.
-    pub ops: Option<u32>,
+    /// Only these workload operations (indexes into the seed's plan, ascending).
+    pub keep: Option<Vec<u32>>,
+    /// Only this crash state (index at the crash point).
+    pub state: Option<u32>,
+    /// Exactly these injected faults (operation number -> fault) instead of the scenario's rates.
+    pub faults: Option<std::collections::BTreeMap<u64, faultfs::Fault>>,
+    /// Collect a [`Detail`] for a person to read.
+    pub detail: bool,
+}
+
+/// What a replay shows a person.
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    /// The workload operations run, with their plan index.
+    pub plan: Vec<(u32, Op)>,
+    /// Per workload operation run: (plan index, first op before it, last op of it).
+    pub ranges: Vec<(u32, u64, u64)>,
+    pub history: History,
+    pub trace: Vec<faultfs::TraceEntry>,
+    /// Faults that fired in the run.
+    pub fired: Vec<(u64, faultfs::Fault)>,
+    /// Per crash state checked: its crash point, kind, index, and what the crash kept and dropped.
+    pub states: Vec<(Crash, u32, Vec<String>)>,
 }
 
 fn state_of<S: Subject>(fs: SimFs, config: &S::Config) -> Result<(S, State), SubjectError> {
@@ -102,7 +123,7 @@ struct Streams {
     workload: ChaCha8Rng,
     fs_seed: u64,
     points: ChaCha8Rng,
-    states: ChaCha8Rng,
+    states_seed: u64,
 }
 
 impl Streams {
@@ -111,9 +132,20 @@ impl Streams {
         let mut sub = || ChaCha8Rng::seed_from_u64(root.next_u64());
         let workload = sub();
         let points = sub();
-        let states = sub();
+        let states_seed = root.next_u64();
         let fs_seed = root.next_u64();
-        Streams { workload, fs_seed, points, states }
+        Streams { workload, fs_seed, points, states_seed }
+    }
+
+    /// The stream of one crash point: replaying that point alone draws the same states.
+    fn at_point(&self, op: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.states_seed ^ op.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The stream of the checks of one crash state: replaying that state alone draws the same.
+    fn at_state(&self, op: u64, state: usize) -> ChaCha8Rng {
+        let salt = (state as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        ChaCha8Rng::seed_from_u64(self.states_seed ^ op.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
     }
 }
 
@@ -123,6 +155,11 @@ struct Live {
     points: Vec<CrashPoint>,
     ops: u64,
     violations: Vec<Violation>,
+    plan: Vec<(u32, Op)>,
+    /// Per workload operation run: (plan index, first op before it, last op of it).
+    ranges: Vec<(u32, u64, u64)>,
+    trace: Vec<faultfs::TraceEntry>,
+    fired: Vec<(u64, faultfs::Fault)>,
 }
 
 pub(crate) fn sim_config(scenario: &Scenario, fs_seed: u64) -> SimConfig {
@@ -179,16 +216,33 @@ fn live<S: Subject>(
     scenario: &Scenario,
     config: &S::Config,
     streams: &mut Streams,
-    focus: Focus,
+    focus: &Focus,
 ) -> Live {
-    let plan = workload::generate(&scenario.workload, &mut streams.workload);
-    let limit = focus.ops.map_or(plan.len(), |n| (n as usize).min(plan.len()));
-    let fs = SimFs::new(sim_config(scenario, streams.fs_seed));
-    fs.set_tracing(false);
+    let full = workload::generate(&scenario.workload, &mut streams.workload);
+    let plan: Vec<(u32, workload::Planned)> = match &focus.keep {
+        Some(keep) => keep.iter().filter_map(|&i| full.get(i as usize).map(|p| (i, *p))).collect(),
+        None => full.iter().enumerate().map(|(i, p)| (i as u32, *p)).collect(),
+    };
+    let mut config_fs = sim_config(scenario, streams.fs_seed);
+    if let Some(faults) = &focus.faults {
+        config_fs.faults.at_ops = faults.clone();
+        config_fs.faults.sync_eio_rate = 0.0;
+        config_fs.faults.write_eio_rate = 0.0;
+    }
+    let fs = SimFs::new(config_fs);
+    fs.set_tracing(focus.detail);
     let mode = scenario.faults.crash_points;
     fs.capture_with(capture_policy(mode, streams.points.clone(), focus.crash_op));
-    let mut out =
-        Live { history: History::default(), points: Vec::new(), ops: 0, violations: Vec::new() };
+    let mut out = Live {
+        history: History::default(),
+        points: Vec::new(),
+        ops: 0,
+        violations: Vec::new(),
+        plan: plan.iter().map(|(i, p)| (*i, p.op)).collect(),
+        ranges: Vec::new(),
+        trace: Vec::new(),
+        fired: Vec::new(),
+    };
     let violation = |class, message: String| Violation {
         class,
         crash_op: 0,
@@ -213,9 +267,9 @@ fn live<S: Subject>(
     let mut model: std::collections::BTreeMap<u32, Option<u64>> = Default::default();
     let mut uncertain: BTreeSet<u32> = BTreeSet::new();
     let history = &mut out.history;
-    let ops_iter = plan[..limit].iter().map(|p| (p.gap, Some(p.op)));
+    let ops_iter = plan.iter().map(|(i, p)| (p.gap, Some((*i, p.op))));
     let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
-    for (gap, op) in ops_iter.chain(std::iter::once(tail)) {
+    for (gap, planned) in ops_iter.chain(std::iter::once(tail)) {
         let Some(s) = subject.as_mut() else { break };
         let arrival = fs_now(&fs) + gap;
         // Bounded: next_tick advances by `tick` each step, up to `arrival`.
@@ -231,7 +285,7 @@ fn live<S: Subject>(
             next_tick = fs_now(&fs).max(next_tick) + tick;
         }
         fs.advance_to(arrival);
-        let Some(op) = op else { break };
+        let Some((plan_index, op)) = planned else { break };
         let start_op = fs.op_count();
         let index = history.writes.len() as u64;
         let result = match op {
@@ -264,6 +318,7 @@ fn live<S: Subject>(
                 None
             }
         };
+        out.ranges.push((plan_index, start_op, fs.op_count()));
         let Some((key, value_len, result)) = result else { continue };
         let end_op = fs.op_count();
         let status = match &result {
@@ -290,6 +345,10 @@ fn live<S: Subject>(
     out.ops = fs.op_count();
     out.history.index();
     out.points = fs.take_crash_points();
+    out.fired = fs.fired_faults();
+    if focus.detail {
+        out.trace = fs.trace();
+    }
     let end_chosen = match (focus.crash_op, mode) {
         (Some(k), _) => k == out.ops + 1,
         (None, CrashPoints::Random) => {
@@ -326,28 +385,53 @@ pub fn run_seed<S: Subject>(
     seed: u64,
     focus: Focus,
 ) -> SeedOutcome {
+    run_seed_detailed::<S>(scenario, config, seed, &focus).0
+}
+
+/// Run one seed, and with `focus.detail` collect what a replay shows.
+pub fn run_seed_detailed<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    seed: u64,
+    focus: &Focus,
+) -> (SeedOutcome, Option<Detail>) {
     let mut streams = Streams::new(seed);
     let live = live::<S>(scenario, config, &mut streams, focus);
-    let mut out =
-        SeedOutcome { seed, ops: live.ops, violations: live.violations, ..SeedOutcome::default() };
+    let mut out = SeedOutcome {
+        seed,
+        ops: live.ops,
+        violations: live.violations.clone(),
+        ..SeedOutcome::default()
+    };
+    let mut detail = focus.detail.then(|| Detail {
+        plan: live.plan.clone(),
+        ranges: live.ranges.clone(),
+        history: live.history.clone(),
+        trace: live.trace.clone(),
+        fired: live.fired.clone(),
+        states: Vec::new(),
+    });
     let rules = rules(scenario);
     let mut seen = BTreeSet::new();
     let f = &scenario.faults;
     for point in &live.points {
-        let kind = if streams.states.random_range(0..f.crash.power_cut + f.crash.kill)
-            < f.crash.power_cut
-        {
+        let mut rng = streams.at_point(point.op());
+        let kind = if rng.random_range(0..f.crash.power_cut + f.crash.kill) < f.crash.power_cut {
             CrashKind::PowerCut
         } else {
             CrashKind::Kill
         };
         let crash = Crash { op: point.op(), at: point.at(), kind };
-        let images = crash_images(point, kind, f.states, &mut streams.states);
-        for (i, image) in images.into_iter().enumerate() {
+        let images = crash_images(point, kind, f.states, &mut rng, focus.detail);
+        for (i, (image, described)) in images.into_iter().enumerate() {
+            if focus.state.is_some_and(|s| s as usize != i) {
+                continue;
+            }
             out.crash_states += 1;
             if seen.insert(faultfs::image_hash(&image)) {
                 out.distinct_states += 1;
             }
+            let mut check_rng = streams.at_state(point.op(), i);
             let found = check_image::<S>(
                 scenario,
                 config,
@@ -355,8 +439,11 @@ pub fn run_seed<S: Subject>(
                 crash,
                 rules,
                 image,
-                &mut streams.states,
+                &mut check_rng,
             );
+            if let Some(d) = detail.as_mut() {
+                d.states.push((crash, i as u32, described));
+            }
             match kind {
                 CrashKind::PowerCut => out.loss_power_cut.add(found.1),
                 CrashKind::Kill => out.loss_kill.add(found.1),
@@ -372,31 +459,53 @@ pub fn run_seed<S: Subject>(
             }
         }
     }
-    out
+    (out, detail)
 }
 
-/// The crash images of one crash point.
+/// The crash images of one crash point, each with (if `describe`) what the crash kept and
+/// dropped.
 fn crash_images(
     point: &CrashPoint,
     kind: CrashKind,
     states: States,
     rng: &mut ChaCha8Rng,
-) -> Vec<SimFs> {
+    describe: bool,
+) -> Vec<(SimFs, Vec<String>)> {
+    let kill = |fate: InFlight| {
+        let what = if describe {
+            vec![format!(
+                "kill -9: the page cache survives; the operation in flight ({}) was {fate:?}",
+                point.describe_in_flight()
+            )]
+        } else {
+            Vec::new()
+        };
+        (point.process_crash(fate), what)
+    };
     match (kind, states) {
         (CrashKind::Kill, States::Sampled { per_point }) => {
-            (0..per_point).map(|_| point.process_crash(point.sample_process_crash(rng))).collect()
+            (0..per_point).map(|_| kill(point.sample_process_crash(rng))).collect()
         }
         (CrashKind::Kill, States::Exhaustive { budget }) => {
-            let fates = point.process_crash_fates();
-            fates.into_iter().take(budget as usize).map(|f| point.process_crash(f)).collect()
+            point.process_crash_fates().into_iter().take(budget as usize).map(kill).collect()
         }
         (CrashKind::PowerCut, States::Sampled { per_point }) => {
             let space = point.power_cut_space();
-            (0..per_point).map(|_| space.materialize(&space.sample(rng))).collect()
+            (0..per_point)
+                .map(|_| {
+                    let state = space.sample(rng);
+                    let what = if describe { space.describe(&state) } else { Vec::new() };
+                    (space.materialize(&state), what)
+                })
+                .collect()
         }
         (CrashKind::PowerCut, States::Exhaustive { budget }) => {
+            let space = point.power_cut_space();
             let mut images = Vec::new();
-            point.power_cut_space().explore(budget, |_, image| images.push(image));
+            space.explore(budget, |state, image| {
+                let what = if describe { space.describe(state) } else { Vec::new() };
+                images.push((image, what));
+            });
             images
         }
     }

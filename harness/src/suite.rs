@@ -4,8 +4,8 @@
 //! digest are the same whatever the thread count. Wall-clock time is measured here only for the
 //! scenarios-per-second figure; it never touches a verdict.
 
-use crate::oracle::Class;
-use crate::run::{Focus, LossTotals, SeedOutcome, run_seed};
+use crate::oracle::{Class, CrashKind};
+use crate::run::{Focus, LossTotals, SeedOutcome, Violation, run_seed};
 use crate::scenario::Scenario;
 use crate::subject::Subject;
 use rayon::prelude::*;
@@ -82,10 +82,21 @@ pub fn run_scenario<S: Subject>(
     seeds: Range<u64>,
     on_seed: &(dyn Fn(&SeedOutcome) + Sync),
 ) -> ScenarioResult {
+    let seeds: Vec<u64> = seeds.collect();
+    run_seeds::<S>(scenario, config, &seeds, on_seed)
+}
+
+/// Run the listed seeds (a partition, say), in parallel; results in the order listed.
+pub fn run_seeds<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    seeds: &[u64],
+    on_seed: &(dyn Fn(&SeedOutcome) + Sync),
+) -> ScenarioResult {
     let start = Instant::now();
     let outcomes: Vec<SeedOutcome> = seeds
-        .into_par_iter()
-        .map(|seed| {
+        .par_iter()
+        .map(|&seed| {
             let o = run_seed::<S>(scenario, config, seed, Focus::default());
             on_seed(&o);
             o
@@ -144,6 +155,8 @@ pub fn to_json(results: &[ScenarioResult]) -> Value {
             };
             json!({
                 "name": r.name,
+                "elapsed_secs": r.elapsed_secs,
+                "seed_outcomes": r.seeds.iter().map(seed_to_json).collect::<Vec<_>>(),
                 "seeds_run": r.seeds.len(),
                 "seeds": r.seeds.first().map(|s| json!([s.seed, r.seeds.last().map_or(s.seed, |l| l.seed)])),
                 "crash_states_checked": r.crash_states(),
@@ -157,4 +170,119 @@ pub fn to_json(results: &[ScenarioResult]) -> Value {
         })
         .collect();
     json!({ "digest": digest(results), "scenarios": scenarios })
+}
+
+fn loss_to_json(l: &LossTotals) -> Value {
+    json!([
+        l.states,
+        l.acked_lost,
+        l.acked_lost_max,
+        l.bytes_lost,
+        l.window_max.as_nanos() as u64,
+        l.reported_lost
+    ])
+}
+
+fn loss_from_json(v: &Value) -> Option<LossTotals> {
+    let n = |i: usize| v.get(i).and_then(Value::as_u64);
+    Some(LossTotals {
+        states: n(0)?,
+        acked_lost: n(1)?,
+        acked_lost_max: n(2)?,
+        bytes_lost: n(3)?,
+        window_max: std::time::Duration::from_nanos(n(4)?),
+        reported_lost: n(5)?,
+    })
+}
+
+/// One seed's outcome as JSON (everything the digest and the summaries need).
+pub fn seed_to_json(s: &SeedOutcome) -> Value {
+    json!({
+        "seed": s.seed,
+        "crash_states": s.crash_states,
+        "distinct_states": s.distinct_states,
+        "ops": s.ops,
+        "loss_power_cut": loss_to_json(&s.loss_power_cut),
+        "loss_kill": loss_to_json(&s.loss_kill),
+        "violations": s.violations.iter().map(|v| json!({
+            "class": v.class.name(),
+            "crash_op": v.crash_op,
+            "crash_kind": v.crash_kind.name(),
+            "state": v.state,
+            "message": v.message,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The inverse of [`seed_to_json`].
+pub fn seed_from_json(v: &Value) -> Option<SeedOutcome> {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64);
+    let mut violations = Vec::new();
+    for x in v.get("violations")?.as_array()? {
+        let class = Class::ALL.into_iter().find(|c| Some(c.name()) == x["class"].as_str())?;
+        let crash_kind = match x["crash_kind"].as_str()? {
+            "kill -9" => CrashKind::Kill,
+            _ => CrashKind::PowerCut,
+        };
+        violations.push(Violation {
+            class,
+            crash_op: x["crash_op"].as_u64()?,
+            crash_kind,
+            state: u32::try_from(x["state"].as_u64()?).ok()?,
+            message: x["message"].as_str()?.to_string(),
+        });
+    }
+    Some(SeedOutcome {
+        seed: n("seed")?,
+        crash_states: n("crash_states")?,
+        distinct_states: n("distinct_states")?,
+        ops: n("ops")?,
+        loss_power_cut: loss_from_json(v.get("loss_power_cut")?)?,
+        loss_kill: loss_from_json(v.get("loss_kill")?)?,
+        violations,
+    })
+}
+
+/// Combine the JSON results of several partitions into the results of one run: per scenario, the
+/// seed outcomes of all parts in seed order. Fails on a seed present twice or a malformed file.
+pub fn merge(docs: &[(String, Value)]) -> Result<Vec<ScenarioResult>, String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_name: BTreeMap<String, (Vec<SeedOutcome>, f64)> = BTreeMap::new();
+    for (origin, doc) in docs {
+        let scenarios = doc["scenarios"]
+            .as_array()
+            .ok_or_else(|| format!("{origin}: no \"scenarios\" array (not a powercut result)"))?;
+        for s in scenarios {
+            let name =
+                s["name"].as_str().ok_or_else(|| format!("{origin}: a scenario has no name"))?;
+            let outcomes = s["seed_outcomes"]
+                .as_array()
+                .ok_or_else(|| format!("{origin}: scenario {name} has no seed_outcomes"))?;
+            if !by_name.contains_key(name) {
+                order.push(name.to_string());
+            }
+            let entry = by_name.entry(name.to_string()).or_default();
+            entry.1 += s["elapsed_secs"].as_f64().unwrap_or(0.0);
+            for o in outcomes {
+                let o = seed_from_json(o).ok_or_else(|| {
+                    format!("{origin}: scenario {name}: a malformed seed outcome")
+                })?;
+                entry.0.push(o);
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let (mut seeds, elapsed_secs) = by_name.remove(&name).unwrap_or_default();
+            seeds.sort_by_key(|s| s.seed);
+            if let Some(w) = seeds.windows(2).find(|w| w[0].seed == w[1].seed) {
+                return Err(format!(
+                    "scenario {name}: seed {} is in more than one result",
+                    w[0].seed
+                ));
+            }
+            Ok(ScenarioResult { name, seeds, elapsed_secs })
+        })
+        .collect()
 }

@@ -3,6 +3,8 @@
 
 use crate::*;
 use harness::oracle::Class;
+use harness::run::{Focus, run_seed};
+use harness::shrink::shrink;
 use harness::subject::Bitcask;
 use harness::suite::run_scenario;
 
@@ -20,7 +22,7 @@ fn the_correct_engine_passes_the_whole_default_suite() {
 /// (bug switch, the default-suite scenario that catches it, the class it must report)
 const CAUGHT_BY: [(&str, &str, Class); 9] = [
     ("no-fsync", "o_sync-posix", Class::Durability),
-    ("no-dir-fsync-on-rotate", "fsync-vs-fdatasync", Class::Durability),
+    ("no-dir-fsync-on-rotate", "rotation-heavy", Class::Durability),
     ("hint-in-place", "merge-heavy", Class::Durability),
     ("unsynced-recovery-truncate", "crash-during-recovery", Class::CrashDuringRecovery),
     ("fsync-retry-after-eio", "fsync-eio-linux", Class::Durability),
@@ -45,4 +47,46 @@ fn every_engine_bug_switch_is_caught_by_the_default_suite() {
             "{bug} on {name}: expected {class}, got {found:?}"
         );
     }
+}
+
+#[test]
+fn every_bug_replays_from_its_crash_point_and_shrinks_to_at_most_20_operations() {
+    for (bug, name, class) in CAUGHT_BY {
+        let mut s = scenario(name);
+        s.engine.bugs.push(bug.to_string());
+        let config = s.engine_config().unwrap();
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let (seed, v) = r
+            .seeds
+            .iter()
+            .find_map(|o| {
+                o.violations.iter().find(|v| v.class == class).map(|v| (o.seed, v.clone()))
+            })
+            .unwrap();
+        // What `replay --crash-at K --state N` runs: the same class at the same place.
+        let focus = Focus { crash_op: Some(v.crash_op), state: Some(v.state), ..Focus::default() };
+        let again = run_seed::<Bitcask>(&s, &config, seed, focus);
+        assert!(
+            again.violations.iter().any(|w| w.class == class && w.message == v.message),
+            "{bug}: replay of seed {seed} lost the violation"
+        );
+        let shrunk = shrink::<Bitcask>(&s, &config, seed, Some(class)).unwrap();
+        assert_eq!(shrunk.class, class);
+        assert!(shrunk.keep.len() <= 20, "{bug}: shrunk to {} operations", shrunk.keep.len());
+        let replayed =
+            run_seed::<Bitcask>(&s_for(&s, shrunk.exhaustive), &config, seed, shrunk.focus());
+        assert!(
+            replayed.violations.iter().any(|w| w.class == class),
+            "{bug}: the shrunk case does not fail"
+        );
+    }
+}
+
+/// The scenario a shrunk case replays on (exhaustive states when the shrinker used them).
+fn s_for(s: &harness::scenario::Scenario, exhaustive: Option<u64>) -> harness::scenario::Scenario {
+    let mut s = s.clone();
+    if let Some(budget) = exhaustive {
+        s.faults.states = harness::scenario::States::Exhaustive { budget };
+    }
+    s
 }

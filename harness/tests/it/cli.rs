@@ -85,13 +85,145 @@ fn a_clean_run_exits_0_and_writes_the_json_fields() {
 }
 
 #[test]
-fn a_violation_exits_1_with_a_repro_command() {
+fn a_violation_exits_1_with_a_repro_command_that_replays_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().display().to_string();
     let scenario = scenario_path("o_sync-posix").display().to_string();
-    let o = powercut(&["run", &scenario, "--seeds", "0..20", "--engine-bug", "no-fsync"]);
+    let o = powercut(&[
+        "run",
+        &scenario,
+        "--seeds",
+        "0..20",
+        "--engine-bug",
+        "no-fsync",
+        "--failures",
+        &failures,
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("durability"), "{out}");
+    let fail = out.lines().find(|l| l.starts_with("FAIL ")).unwrap();
+    let class = fail.split(": ").nth(1).unwrap().split(' ').next().unwrap();
     let repro =
-        out.lines().find(|l| l.trim_start().starts_with("reproduce: powercut run")).unwrap();
-    assert!(repro.contains("--engine-bug no-fsync") && repro.contains("--seeds "), "{repro}");
+        out.lines().find_map(|l| l.trim_start().strip_prefix("reproduce: powercut ")).unwrap();
+    assert!(repro.contains("--engine-bug no-fsync") && repro.contains("--crash-at "), "{repro}");
+    let args: Vec<&str> = repro.split(' ').collect();
+    let replayed = powercut(&args);
+    assert_eq!(replayed.status.code(), Some(1), "{}", text(&replayed));
+    assert!(text(&replayed).contains(&format!("VIOLATION {class}")), "{}", text(&replayed));
+    assert!(out.contains("shrunk ("), "the first failure is shrunk: {out}");
+}
+
+#[test]
+fn partitions_are_disjoint_cover_the_run_and_merge_to_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_path("o_sync-posix").display().to_string();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let args = [
+        "run",
+        &scenario,
+        "--seeds",
+        "0..24",
+        "--engine-bug",
+        "no-fsync",
+        "--no-shrink",
+        "--quiet",
+    ];
+    let full =
+        powercut(&[&args[..], &["--json", &out("full.json"), "--failures", &out("f")]].concat());
+    assert_eq!(full.status.code(), Some(1), "{}", text(&full));
+    let mut seeds: Vec<u64> = Vec::new();
+    for k in 1..=3 {
+        let part = format!("{k}/3");
+        let json = out(&format!("part{k}.json"));
+        let o = powercut(
+            &[&args[..], &["--partition", &part, "--json", &json, "--failures", &out("f")]]
+                .concat(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for s in doc["scenarios"][0]["seed_outcomes"].as_array().unwrap() {
+            seeds.push(s["seed"].as_u64().unwrap());
+        }
+    }
+    seeds.sort_unstable();
+    assert_eq!(seeds, (0..24).collect::<Vec<u64>>(), "disjoint, and together the whole run");
+    let merged = powercut(&[
+        "merge",
+        &out("part1.json"),
+        &out("part2.json"),
+        &out("part3.json"),
+        "--json",
+        &out("merged.json"),
+    ]);
+    assert_eq!(merged.status.code(), Some(1), "{}", text(&merged));
+    let digest = |p: &str| -> String {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        doc["digest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(digest(&out("merged.json")), digest(&out("full.json")));
+    let twice = powercut(&["merge", &out("part1.json"), &out("part1.json")]);
+    assert_eq!(twice.status.code(), Some(2), "a seed in two results is bad input");
+    assert!(text(&twice).contains("more than one result"), "{}", text(&twice));
+    let bad = powercut(&["run", &scenario, "--partition", "4/3"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn junit_is_xml_a_ci_system_shows_failures_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let failures = dir.path().join("failures");
+    let a = scenario_path("o_sync-posix").display().to_string();
+    let b = scenario_path("kill-9").display().to_string();
+    let o = powercut(&[
+        "run",
+        &a,
+        &b,
+        "--seeds",
+        "0..10",
+        "--engine-bug",
+        "no-fsync",
+        "--no-shrink",
+        "--quiet",
+        "--junit",
+        &junit.display().to_string(),
+        "--failures",
+        &failures.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 2);
+    let failed: Vec<_> =
+        cases.iter().filter(|c| c.children().any(|n| n.has_tag_name("failure"))).collect();
+    assert_eq!(failed.len(), 1, "o_sync-posix fails with no-fsync; kill -9 cannot tell");
+    let failure = failed[0].children().find(|n| n.has_tag_name("failure")).unwrap();
+    assert!(
+        ["durability", "ordering", "resurrection"].contains(&failure.attribute("type").unwrap())
+    );
+    assert!(failure.text().unwrap().contains("reproduce: powercut replay"));
+    let suites = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(suites.attribute("failures"), Some("1"));
+    // One JSON per failing seed in the failures directory.
+    assert!(std::fs::read_dir(&failures).unwrap().count() >= 1);
+}
+
+#[test]
+fn list_check_determinism_and_help_work() {
+    let o = powercut(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    for bug in engine::BUGS.map(|(b, _)| b) {
+        assert!(text(&o).contains(bug), "{bug}");
+    }
+    assert!(text(&o).contains("ext4-ordered") && text(&o).contains("throughput-1k"));
+    let scenario = scenario_path("interval-posix").display().to_string();
+    let o = powercut(&["run", &scenario, "--seeds", "0..8", "--check-determinism", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("NONDETERMINISTIC"));
+    let o = powercut(&["replay", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("--crash-at"));
 }

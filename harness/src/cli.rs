@@ -68,8 +68,9 @@ struct RunArgs {
     /// Write JUnit XML: one testcase per scenario.
     #[arg(long)]
     junit: Option<PathBuf>,
-    /// Directory for one JSON file per failing seed (with the shrunk case of the first one per
-    /// scenario).
+    /// Directory for one JSON file per failing seed: the violation, the command that replays it,
+    /// the command that shrinks it, and (for the first failing seed of each scenario) the shrunk
+    /// case itself.
     #[arg(long, default_value = "target/powercut-failures")]
     failures: PathBuf,
     /// Do not shrink failures (faster when many seeds fail).
@@ -541,6 +542,7 @@ fn run(args: RunArgs) -> Result<bool, BadInput> {
                 "message": v.message,
                 "engine_bugs": args.engine_bugs,
                 "reproduce": repro,
+                "shrink": format!("powercut shrink {} --seed {}{}", job.path.display(), s.seed, bug_flags(&args.engine_bugs)),
                 "shrunk": shrunk.map(|sh| shrunk_json(&job.path, &sh, &args.engine_bugs)),
             });
             let file = args.failures.join(format!("{}-seed-{}.json", r.name, s.seed));

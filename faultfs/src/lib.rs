@@ -11,6 +11,8 @@
 //!   time). Power cuts at any operation, process crashes, crashes of crash images (so a second crash
 //!   can hit recovery), fsync EIO with `linux` / `btrfs-revert` / `sticky` semantics, write EIO,
 //!   ENOSPC short writes, bit flips and latent sector errors. Same seed, same states, same bytes.
+//! - [`MemFs`]: a plain in-memory directory with no fault tracking: the baseline SimFs's overhead is
+//!   measured against.
 //! - [`RealFs`]: the same seam over a real directory (`O_SYNC`/`O_DSYNC`, fsync, fdatasync,
 //!   directory fsync), for measuring real throughput and running engines for real.
 //!
@@ -20,6 +22,7 @@
 mod blob;
 mod crash;
 mod fault;
+mod mem;
 mod model;
 mod profile;
 mod real;
@@ -29,6 +32,7 @@ mod vfs;
 
 pub use crash::{Coverage, CrashPoint, CrashSpace, CrashState, Fate, InFlight, image_hash};
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
+pub use mem::{MemFile, MemFs};
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
 pub use real::{RealFile, RealFs};
 pub use sim::{Capture, FileState, PowerLost, SimConfig, SimFile, SimFs, is_power_cut};

@@ -52,3 +52,26 @@ fn real_fs_errors_name_the_file_and_names_cannot_escape() {
     let err = RealFs::open(dir.path().join("nope")).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn mem_fs_behaves_like_the_seam() {
+    let fs = faultfs::MemFs::new();
+    let f = fs.open("b", OpenOptions::create_new()).unwrap();
+    f.write_all_at(b"hello", 2).unwrap();
+    let mut buf = [9u8; 7];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"\0\0hello");
+    assert_eq!(
+        fs.open("b", OpenOptions::create_new()).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    fs.open("a", OpenOptions::create()).unwrap();
+    fs.rename("b", "c").unwrap();
+    assert_eq!(fs.list().unwrap(), vec!["a", "c"]);
+    assert_eq!(fs.open("b", OpenOptions::existing()).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(fs.open("../x", OpenOptions::create()).unwrap_err().kind(), ErrorKind::InvalidInput);
+    f.set_len(3).unwrap();
+    assert_eq!(f.len().unwrap(), 3);
+    fs.remove("c").unwrap();
+    assert_eq!(fs.list().unwrap(), vec!["a"]);
+}

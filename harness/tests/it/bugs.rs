@@ -2,7 +2,7 @@
 //! scenario of the default suite that targets it reports the expected class.
 
 use crate::*;
-use harness::oracle::Class;
+use harness::bugs::CAUGHT_BY;
 use harness::run::{Focus, run_seed};
 use harness::shrink::shrink;
 use harness::subject::Bitcask;
@@ -18,19 +18,6 @@ fn the_correct_engine_passes_the_whole_default_suite() {
         assert!(r.crash_states() >= s.seeds, "{}", s.name);
     }
 }
-
-/// (bug switch, the default-suite scenario that catches it, the class it must report)
-const CAUGHT_BY: [(&str, &str, Class); 9] = [
-    ("no-fsync", "o_sync-posix", Class::Durability),
-    ("no-dir-fsync-on-rotate", "rotation-heavy", Class::Durability),
-    ("hint-in-place", "merge-heavy", Class::Durability),
-    ("unsynced-recovery-truncate", "crash-during-recovery", Class::CrashDuringRecovery),
-    ("fsync-retry-after-eio", "fsync-eio-linux", Class::Durability),
-    ("skip-bad-records", "interval-posix", Class::Ordering),
-    ("merge-drops-tombstones", "merge-heavy", Class::Resurrection),
-    ("merge-removes-before-durable", "merge-heavy", Class::Durability),
-    ("append-after-torn-tail", "torn-tail-then-writes", Class::Durability),
-];
 
 #[test]
 fn every_engine_bug_switch_is_caught_by_the_default_suite() {

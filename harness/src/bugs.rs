@@ -1,0 +1,17 @@
+//! Which scenario of the default suite catches each known engine bug, and with which class. The
+//! tests assert every row; the durability report measures each one.
+
+use crate::oracle::Class;
+
+/// (bug switch, the default-suite scenario that catches it, the class it must report)
+pub const CAUGHT_BY: [(&str, &str, Class); 9] = [
+    ("no-fsync", "o_sync-posix", Class::Durability),
+    ("no-dir-fsync-on-rotate", "rotation-heavy", Class::Durability),
+    ("hint-in-place", "merge-heavy", Class::Durability),
+    ("unsynced-recovery-truncate", "crash-during-recovery", Class::CrashDuringRecovery),
+    ("fsync-retry-after-eio", "fsync-eio-linux", Class::Durability),
+    ("skip-bad-records", "interval-posix", Class::Ordering),
+    ("merge-drops-tombstones", "merge-heavy", Class::Resurrection),
+    ("merge-removes-before-durable", "merge-heavy", Class::Durability),
+    ("append-after-torn-tail", "torn-tail-then-writes", Class::Durability),
+];

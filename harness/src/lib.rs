@@ -14,6 +14,8 @@
 pub mod bugs;
 pub mod cli;
 pub mod oracle;
+pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod scenario;
 pub mod shrink;

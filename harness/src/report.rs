@@ -305,6 +305,18 @@ fn real_disk(root: &Path, quick: bool) -> Value {
     json!({ "dir": root.display().to_string(), "filesystem": fstype, "sizes": sizes })
 }
 
+/// Engine o_sync puts/s of 100-byte values on `vfs`.
+fn puts<V: Vfs>(vfs: V) -> f64 {
+    let n = 20_000u32;
+    let start = Instant::now();
+    if let Ok(mut db) = Engine::open(vfs, Config::new(SyncStrategy::OSync)) {
+        for i in 0..n {
+            let _ = db.put(format!("key{i:07}").as_bytes(), &[b'v'; 100]);
+        }
+    }
+    f64::from(n) / start.elapsed().as_secs_f64()
+}
+
 /// The harness's own speed: throughput-1k crash scenarios/s on one core; SimFs vs MemFs.
 fn speed(suite: &Path, quick: bool) -> Value {
     let seeds = if quick { 30 } else { 200 };
@@ -314,25 +326,7 @@ fn speed(suite: &Path, quick: bool) -> Value {
         let run = || run_scenario::<Bitcask>(&s, &config, 0..seeds, &|_| {}).per_sec();
         pool.map_or_else(|_| run(), |p| p.install(run)).round()
     });
-    let puts = |on_sim: bool| {
-        let n = 20_000u32;
-        let start = Instant::now();
-        let value = [b'v'; 100];
-        if on_sim {
-            let fs = SimFs::with_profile(Profile::posix());
-            if let Ok(mut db) = Engine::open(fs, Config::new(SyncStrategy::OSync)) {
-                for i in 0..n {
-                    let _ = db.put(format!("key{i:07}").as_bytes(), &value);
-                }
-            }
-        } else if let Ok(mut db) = Engine::open(MemFs::new(), Config::new(SyncStrategy::OSync)) {
-            for i in 0..n {
-                let _ = db.put(format!("key{i:07}").as_bytes(), &value);
-            }
-        }
-        f64::from(n) / start.elapsed().as_secs_f64()
-    };
-    let (mem, sim) = (puts(false), puts(true));
+    let (mem, sim) = (puts(MemFs::new()), puts(SimFs::with_profile(Profile::posix())));
     json!({
         "throughput_1k_scenarios_per_sec_per_core": per_sec,
         "engine_o_sync_puts_per_sec_memfs": mem.round(),

@@ -113,6 +113,11 @@ impl<V: Vfs> std::fmt::Debug for Engine<V> {
     }
 }
 
+/// Options for creating a new data file (the active file's sync mode, failing if it exists).
+fn new_file_options(config: &Config) -> OpenOptions {
+    OpenOptions { create: true, create_new: true, ..active_options(config) }
+}
+
 pub(crate) fn active_options(config: &Config) -> OpenOptions {
     let sync = if config.sync_call == SyncCall::ODsync { SyncMode::ODsync } else { SyncMode::None };
     OpenOptions::existing().sync(sync)
@@ -259,7 +264,7 @@ impl<V: Vfs> Engine<V> {
         let id = self.max_file_id + 1;
         let name = data_name(id);
         let attempt = || -> io::Result<V::File> {
-            let file = self.vfs.open(&name, active_options(&self.config).create_new_file())?;
+            let file = self.vfs.open(&name, new_file_options(&self.config))?;
             file.write_all_at(&self.unsynced, 0)?;
             file.sync_all()?;
             self.vfs.sync_dir()?;
@@ -317,7 +322,7 @@ impl<V: Vfs> Engine<V> {
             self.sync()?;
         }
         let name = data_name(id);
-        let options = active_options(&self.config).create_new_file();
+        let options = new_file_options(&self.config);
         let file = self.vfs.open(&name, options).map_err(Error::io("create data file"))?;
         self.max_file_id = self.max_file_id.max(id);
         let entry_durable = if self.config.bugs.no_dir_fsync_on_rotate {
@@ -506,17 +511,5 @@ impl<V: Vfs> Engine<V> {
     /// No live keys?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-trait CreateNew {
-    fn create_new_file(self) -> Self;
-}
-
-impl CreateNew for OpenOptions {
-    fn create_new_file(mut self) -> Self {
-        self.create = true;
-        self.create_new = true;
-        self
     }
 }

@@ -275,12 +275,11 @@ fn live<S: Subject>(
         // Bounded: next_tick advances by `tick` each step, up to `arrival`.
         while next_tick <= arrival {
             fs.advance_to(next_tick);
-            let start = fs.op_count();
             match s.tick() {
                 Ok(dt) => {
                     history.reports.push(Report { end_op: fs.op_count(), durable_through: dt })
                 }
-                Err(e) => note_error(history, &e, fs.op_count(), start),
+                Err(e) => note_error(history, &e, fs.op_count()),
             }
             next_tick = fs_now(&fs).max(next_tick) + tick;
         }
@@ -328,7 +327,7 @@ fn live<S: Subject>(
                 Status::Acked(*ack)
             }
             Err(e) => {
-                note_error(history, e, end_op, start_op);
+                note_error(history, e, end_op);
                 uncertain.insert(key);
                 Status::Failed
             }
@@ -372,7 +371,7 @@ fn fs_now(fs: &SimFs) -> Duration {
     fs.now()
 }
 
-fn note_error(history: &mut History, e: &SubjectError, end_op: u64, _start: u64) {
+fn note_error(history: &mut History, e: &SubjectError, end_op: u64) {
     if let Some((a, b)) = e.at_risk {
         history.at_risk.push((a, b, end_op));
     }

@@ -17,6 +17,7 @@
 mod config;
 mod error;
 pub mod format;
+mod keydir;
 mod merge;
 mod recovery;
 pub mod runner;

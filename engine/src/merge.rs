@@ -51,14 +51,14 @@ impl<V: Vfs> Engine<V> {
         let mut hints = Vec::new();
         let mut moved: Vec<(Vec<u8>, Entry)> = Vec::new();
         let mut dropped: Vec<Vec<u8>> = Vec::new();
-        for (key, entry) in &self.keydir {
+        for (key, entry) in self.keydir.by_key() {
             if !source_set.contains(&entry.file) {
                 continue;
             }
             if entry.tombstone {
                 let older = records_per_key.get(key).copied().unwrap_or(0) > 1;
                 if !older || self.config.bugs.merge_drops_tombstones {
-                    dropped.push(key.clone());
+                    dropped.push(key.to_vec());
                     continue;
                 }
                 report.tombstones_kept += 1;
@@ -79,9 +79,9 @@ impl<V: Vfs> Engine<V> {
                 offset,
                 value_len: record.value.len() as u32,
                 tombstone: record.tombstone,
-                key: key.clone(),
+                key: key.to_vec(),
             });
-            moved.push((key.clone(), Entry { file: merged_id, offset, ..*entry }));
+            moved.push((key.to_vec(), Entry { file: merged_id, offset, ..*entry }));
             data.extend_from_slice(&bytes);
         }
         report.tombstones_dropped = dropped.len();
@@ -89,7 +89,7 @@ impl<V: Vfs> Engine<V> {
         let merged = self.publish(merged_id, &data, &hints, &sources)?;
         report.merged_file = Some(data_name(merged_id));
         for (key, entry) in moved {
-            self.keydir.insert(key, entry);
+            self.keydir.insert(&key, entry);
         }
         for key in dropped {
             self.keydir.remove(&key);

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::{
     self, BadRecord, FileKind, RECORD_HEADER_BYTES, check_record, data_name, hint_name, parse_name,
 };
+use crate::keydir::Keydir;
 use crate::store::{Active, Engine, Entry, active_options};
 use faultfs::{OpenOptions, Vfs, VfsFile};
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,8 +56,8 @@ pub struct RecoveryReport {
 
 /// The result of scanning one data file.
 struct Scan {
-    /// (header, key, offset) of each good record.
-    records: Vec<(format::Header, Vec<u8>, u64)>,
+    /// (header, offset) of each good record.
+    records: Vec<(format::Header, u64)>,
     /// Where the good records end (the first bad one starts).
     end: u64,
     bad: Option<(u64, BadRecord)>,
@@ -70,8 +71,7 @@ fn scan(bytes: &[u8], skip_bad: bool) -> Scan {
     while at < bytes.len() {
         match check_record(&bytes[at..]) {
             Ok(h) => {
-                let key = bytes[at + RECORD_HEADER_BYTES..][..h.key_len].to_vec();
-                s.records.push((h, key, at as u64));
+                s.records.push((h, at as u64));
                 at += h.record_bytes();
                 s.end = at as u64;
             }
@@ -91,7 +91,7 @@ fn scan(bytes: &[u8], skip_bad: bool) -> Scan {
     }
     if skip_bad {
         // Reading on: the log "ends" after the last good record found anywhere.
-        s.end = s.records.last().map_or(0, |(h, _, o)| o + h.record_bytes() as u64);
+        s.end = s.records.last().map_or(0, |(h, o)| o + h.record_bytes() as u64);
         s.skipped.retain(|(offset, _, _)| *offset < s.end);
         if (s.end as usize) < bytes.len() {
             s.bad = Some((s.end, BadRecord::Short));
@@ -110,19 +110,6 @@ fn read_all<F: VfsFile>(file: &F) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, 0).map_err(Error::io("recovery: read"))?;
     Ok(buf)
-}
-
-fn insert_latest(keydir: &mut BTreeMap<Vec<u8>, Entry>, key: Vec<u8>, entry: Entry) {
-    use std::collections::btree_map::Entry as Slot;
-    match keydir.entry(key) {
-        Slot::Vacant(slot) => {
-            slot.insert(entry);
-        }
-        Slot::Occupied(mut slot) if slot.get().seq < entry.seq => {
-            slot.insert(entry);
-        }
-        Slot::Occupied(_) => {}
-    }
 }
 
 impl<V: Vfs> Engine<V> {
@@ -148,7 +135,7 @@ impl<V: Vfs> Engine<V> {
             }
         }
         let last_id = data_ids.last().copied();
-        let mut keydir = BTreeMap::new();
+        let mut keydir = Keydir::default();
         let mut readers = BTreeMap::new();
         let mut max_seq = 0u64;
         let mut active_len = 0u64;
@@ -168,12 +155,14 @@ impl<V: Vfs> Engine<V> {
                     report.hints_rejected += 1;
                 }
                 let scan = scan(&bytes, config.bugs.skip_bad_records);
-                for (h, key, offset) in scan.records {
+                for (h, offset) in scan.records {
+                    let key_at = offset as usize + RECORD_HEADER_BYTES;
+                    let key = &bytes[key_at..key_at + h.key_len];
                     report.records += 1;
                     max_seq = max_seq.max(h.seq);
                     let len = h.record_bytes() as u32;
                     let entry = Entry { file: id, offset, len, seq: h.seq, tombstone: h.tombstone };
-                    insert_latest(&mut keydir, key, entry);
+                    keydir.insert_latest(key, entry);
                 }
                 for (offset, len, why) in scan.skipped {
                     let reason = why.to_string();
@@ -259,13 +248,7 @@ impl<V: Vfs> Engine<V> {
     }
 
     /// Load data file `id`'s hint if it is whole and matches; false means "scan instead".
-    fn load_hint(
-        vfs: &V,
-        id: u32,
-        data_len: u64,
-        keydir: &mut BTreeMap<Vec<u8>, Entry>,
-        max_seq: &mut u64,
-    ) -> bool {
+    fn load_hint(vfs: &V, id: u32, data_len: u64, keydir: &mut Keydir, max_seq: &mut u64) -> bool {
         let Ok(file) = vfs.open(&hint_name(id), OpenOptions::existing()) else { return false };
         let Ok(bytes) = read_all(&file) else { return false };
         let Some((len, entries)) = format::decode_hint(&bytes) else { return false };
@@ -282,7 +265,7 @@ impl<V: Vfs> Engine<V> {
             let len = format::record_bytes(e.key.len(), e.value_len as usize) as u32;
             let entry =
                 Entry { file: id, offset: e.offset, len, seq: e.seq, tombstone: e.tombstone };
-            insert_latest(keydir, e.key, entry);
+            keydir.insert_latest(&e.key, entry);
         }
         true
     }

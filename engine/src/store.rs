@@ -19,6 +19,7 @@ use crate::error::{AtRisk, Error, Result};
 use crate::format::{
     self, MAX_KEY_BYTES, MAX_VALUE_BYTES, data_name, decode_header, decode_record, encode_record,
 };
+use crate::keydir::Keydir;
 use crate::recovery::RecoveryReport;
 use faultfs::{OpenOptions, SyncMode, Vfs, VfsFile};
 use std::collections::BTreeMap;
@@ -78,7 +79,7 @@ pub(crate) struct Active<F> {
 pub struct Engine<V: Vfs> {
     pub(crate) vfs: V,
     pub(crate) config: Config,
-    pub(crate) keydir: BTreeMap<Vec<u8>, Entry>,
+    pub(crate) keydir: Keydir,
     /// Immutable data files, by id.
     pub(crate) readers: BTreeMap<u32, V::File>,
     pub(crate) active: Active<V::File>,
@@ -164,7 +165,7 @@ impl<V: Vfs> Engine<V> {
         self.written_through = seq;
         let entry =
             Entry { file: self.active.id, offset, len: record.len() as u32, seq, tombstone };
-        self.keydir.insert(key.to_vec(), entry);
+        self.keydir.insert(key, entry);
         self.unsynced.extend_from_slice(&record);
         self.dirty_since.get_or_insert(now);
         self.last_write = now;
@@ -376,8 +377,8 @@ impl<V: Vfs> Engine<V> {
     /// data file is read once; every record is checked against its CRC, its key and its seq.
     pub fn state(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         self.check_poison()?;
-        let mut by_file: BTreeMap<u32, Vec<(&Vec<u8>, &Entry)>> = BTreeMap::new();
-        for (key, entry) in &self.keydir {
+        let mut by_file: BTreeMap<u32, Vec<(&[u8], &Entry)>> = BTreeMap::new();
+        for (key, entry) in self.keydir.by_location() {
             if !entry.tombstone {
                 by_file.entry(entry.file).or_default().push((key, entry));
             }
@@ -505,7 +506,7 @@ impl<V: Vfs> Engine<V> {
 
     /// Number of live keys.
     pub fn len(&self) -> usize {
-        self.keydir.values().filter(|e| !e.tombstone).count()
+        self.keydir.live()
     }
 
     /// No live keys?

@@ -13,6 +13,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// One violation found.
@@ -188,12 +189,19 @@ pub fn rules(scenario: &Scenario) -> Rules {
     Rules { slack, writeback }
 }
 
+/// The reservoir of a `random` run: armed for the one workload operation the seed cut during.
+#[derive(Default)]
+struct Reservoir {
+    armed: std::cell::Cell<bool>,
+    seen: std::cell::Cell<u64>,
+}
+
 fn capture_policy(
     mode: CrashPoints,
     mut rng: ChaCha8Rng,
     only: Option<u64>,
+    reservoir: Rc<Reservoir>,
 ) -> impl FnMut(u64, Call) -> Capture {
-    let mut seen = 0u64;
     move |op, call| {
         if let Some(k) = only {
             return if op == k { Capture::Keep } else { Capture::Skip };
@@ -202,9 +210,11 @@ fn capture_policy(
             CrashPoints::EveryOp => Capture::Keep,
             CrashPoints::AtSyncPoints if call.is_sync() => Capture::Keep,
             CrashPoints::AtSyncPoints => Capture::Skip,
+            CrashPoints::Random if !reservoir.armed.get() => Capture::Skip,
             CrashPoints::Random => {
-                // Reservoir sampling of one point over all operations.
-                seen += 1;
+                // Reservoir sampling of one point over the operations of the chosen segment.
+                let seen = reservoir.seen.get() + 1;
+                reservoir.seen.set(seen);
                 if rng.random_range(0..seen) == 0 { Capture::Replace } else { Capture::Skip }
             }
         }
@@ -232,7 +242,14 @@ fn live<S: Subject>(
     let fs = SimFs::new(config_fs);
     fs.set_tracing(focus.detail);
     let mode = scenario.faults.crash_points;
-    fs.capture_with(capture_policy(mode, streams.points.clone(), focus.crash_op));
+    // A `random` seed cuts the power during one workload operation (or the idle tail), chosen
+    // uniformly, at one of its filesystem operations (ticks before it included), chosen uniformly;
+    // nothing after that operation runs, as nothing would after a real power cut.
+    let random = mode == CrashPoints::Random && focus.crash_op.is_none();
+    let segment = random.then(|| streams.points.random_range(0..=plan.len()));
+    let reservoir = Rc::new(Reservoir::default());
+    let policy = capture_policy(mode, streams.points.clone(), focus.crash_op, reservoir.clone());
+    fs.capture_with(policy);
     let mut out = Live {
         history: History::default(),
         points: Vec::new(),
@@ -269,8 +286,15 @@ fn live<S: Subject>(
     let history = &mut out.history;
     let ops_iter = plan.iter().map(|(i, p)| (p.gap, Some((*i, p.op))));
     let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
-    for (gap, planned) in ops_iter.chain(std::iter::once(tail)) {
+    let mut ran_tail = false;
+    for (step, (gap, planned)) in ops_iter.chain(std::iter::once(tail)).enumerate() {
         let Some(s) = subject.as_mut() else { break };
+        if segment == Some(step) {
+            reservoir.armed.set(true);
+        } else if reservoir.seen.get() > 0 || focus.crash_op.is_some_and(|k| k <= fs.op_count()) {
+            break; // the power is already cut: nothing later runs
+        }
+        ran_tail = planned.is_none();
         let arrival = fs_now(&fs) + gap;
         // Bounded: next_tick advances by `tick` each step, up to `arrival`.
         while next_tick <= arrival {
@@ -350,9 +374,10 @@ fn live<S: Subject>(
     }
     let end_chosen = match (focus.crash_op, mode) {
         (Some(k), _) => k == out.ops + 1,
-        (None, CrashPoints::Random) => {
-            // The end of the run is one more candidate of the reservoir.
-            streams.points.random_range(0..=out.ops) == 0
+        (None, CrashPoints::Random) if reservoir.seen.get() > 0 => {
+            // The end of the run is one more candidate when the reservoir reached the tail (a
+            // chosen operation without filesystem operations passes it on to the next).
+            ran_tail && streams.points.random_range(0..=reservoir.seen.get()) == 0
         }
         (None, _) => true,
     };

@@ -81,7 +81,9 @@ pub struct Workload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CrashPoints {
-    /// One per seed, uniform over every operation and the end of the run.
+    /// One per seed: a power cut during one workload operation (or the idle tail and the end of
+    /// the run), chosen uniformly, at one of its filesystem operations, chosen uniformly. The run
+    /// stops after that operation.
     Random,
     /// Every operation, and the end of the run.
     EveryOp,

@@ -65,6 +65,13 @@ impl ScenarioResult {
             h.update(&s.seed.to_le_bytes());
             h.update(&s.crash_states.to_le_bytes());
             h.update(&s.distinct_states.to_le_bytes());
+            h.update(&s.ops.to_le_bytes());
+            for l in [&s.loss_power_cut, &s.loss_kill] {
+                for n in [l.states, l.acked_lost, l.acked_lost_max, l.bytes_lost, l.reported_lost] {
+                    h.update(&n.to_le_bytes());
+                }
+                h.update(&l.window_max.as_nanos().to_le_bytes());
+            }
             for v in &s.violations {
                 h.update(v.class.name().as_bytes());
                 h.update(&v.crash_op.to_le_bytes());

@@ -76,9 +76,23 @@ pub fn encode_record(
     key: &[u8],
     value: &[u8],
 ) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record_bytes(key.len(), value.len()));
+    encode_record_into(&mut out, seq, timestamp_ns, tombstone, key, value);
+    out
+}
+
+/// [`encode_record`], appended to `out`.
+pub fn encode_record_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    timestamp_ns: u64,
+    tombstone: bool,
+    key: &[u8],
+    value: &[u8],
+) {
     debug_assert!(key.len() <= MAX_KEY_BYTES && value.len() <= MAX_VALUE_BYTES);
     debug_assert!(!tombstone || value.is_empty());
-    let mut out = Vec::with_capacity(record_bytes(key.len(), value.len()));
+    let start = out.len();
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&timestamp_ns.to_le_bytes());
@@ -87,9 +101,8 @@ pub fn encode_record(
     out.push(if tombstone { FLAG_TOMBSTONE } else { 0 });
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    let crc = crc32fast::hash(&out[4..]);
-    out[..4].copy_from_slice(&crc.to_le_bytes());
-    out
+    let crc = crc32fast::hash(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The fields of a record header that decide its length, checked for sanity.

@@ -2,72 +2,166 @@
 //!
 //! A hash map (with a fixed, unseeded hasher, so the same inserts build the same table), because
 //! every put and every recovered record looks a key up. It is never iterated in its own order:
-//! whatever walks it (merge, the state read-back) gets a sorted view, so nothing the engine writes
+//! whatever walks it (merge, the state read-back) gets the view sorted by key, so nothing the engine writes
 //! or reports depends on hash order.
 
 use crate::store::Entry;
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+use std::hash::BuildHasher;
 
+/// Keys live in one arena (a recovery of n records allocates O(1) times, not n); the table holds
+/// where each key is and its entry.
 #[derive(Default)]
 pub(crate) struct Keydir {
-    map: FxHashMap<Box<[u8]>, Entry>,
+    keys: Vec<u8>,
+    /// Arena bytes of removed keys, reclaimed once they are half of it.
+    garbage: usize,
+    table: HashTable<Slot>,
+}
+
+struct Slot {
+    at: usize,
+    len: usize,
+    entry: Entry,
+}
+
+fn hash(key: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(key)
 }
 
 impl Keydir {
+    fn key<'a>(keys: &'a [u8], s: &Slot) -> &'a [u8] {
+        &keys[s.at..s.at + s.len]
+    }
+
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        let keys = &self.keys;
+        self.table.find_mut(hash(key), |s| Self::key(keys, s) == key)
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        let keys = &self.keys;
+        self.table.find(hash(key), |s| Self::key(keys, s) == key).map(|s| &s.entry)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.map.get_mut(key)
+        self.slot_mut(key).map(|s| &mut s.entry)
     }
 
-    /// Point `key` at `entry`; the key is copied only when it is new.
+    fn add(&mut self, key: &[u8], entry: Entry) {
+        let at = self.keys.len();
+        self.keys.extend_from_slice(key);
+        let keys = &self.keys;
+        self.table.insert_unique(hash(key), Slot { at, len: key.len(), entry }, |s| {
+            hash(Self::key(keys, s))
+        });
+    }
+
+    /// Point `key` at `entry`.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
-        match self.map.get_mut(key) {
-            Some(e) => *e = entry,
-            None => {
-                self.map.insert(key.into(), entry);
-            }
+        match self.slot_mut(key) {
+            Some(s) => s.entry = entry,
+            None => self.add(key, entry),
         }
     }
 
     /// Point `key` at `entry` unless it already points at a later record (recovery reads files
     /// in id order, and a key may appear twice after an interrupted merge or a sync rewrite).
     pub fn insert_latest(&mut self, key: &[u8], entry: Entry) {
-        match self.map.get_mut(key) {
-            Some(e) if e.seq < entry.seq => *e = entry,
+        match self.slot_mut(key) {
+            Some(s) if s.entry.seq < entry.seq => s.entry = entry,
             Some(_) => {}
-            None => {
-                self.map.insert(key.into(), entry);
-            }
+            None => self.add(key, entry),
         }
     }
 
+    /// Room for `n` more keys (recovery knows how many records it is about to insert).
+    pub fn reserve(&mut self, n: usize) {
+        let keys = &self.keys;
+        self.table.reserve(n, |s| hash(Self::key(keys, s)));
+    }
+
     pub fn remove(&mut self, key: &[u8]) {
-        self.map.remove(key);
+        let keys = &self.keys;
+        let Ok(found) = self.table.find_entry(hash(key), |s| Self::key(keys, s) == key) else {
+            return;
+        };
+        let (slot, _) = found.remove();
+        self.garbage += slot.len;
+        if self.garbage > self.keys.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Rebuild the arena without the bytes of removed keys.
+    fn compact(&mut self) {
+        let mut keys = Vec::with_capacity(self.keys.len() - self.garbage);
+        for s in self.table.iter_mut() {
+            let at = keys.len();
+            keys.extend_from_slice(&self.keys[s.at..s.at + s.len]);
+            s.at = at;
+        }
+        self.keys = keys;
+        self.garbage = 0;
     }
 
     /// Keys that are not tombstones.
     pub fn live(&self) -> usize {
-        self.map.values().filter(|e| !e.tombstone).count()
+        self.table.iter().filter(|s| !s.entry.tombstone).count()
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Every entry in key order.
     pub fn by_key(&self) -> Vec<(&[u8], &Entry)> {
-        let mut v: Vec<(&[u8], &Entry)> = self.map.iter().map(|(k, e)| (&**k, e)).collect();
+        let keys = &self.keys;
+        let mut v: Vec<(&[u8], &Entry)> =
+            self.table.iter().map(|s| (Self::key(keys, s), &s.entry)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v
     }
+}
 
-    /// Every entry in (file, offset) order: the order to read the records in.
-    pub fn by_location(&self) -> Vec<(&[u8], &Entry)> {
-        let mut v: Vec<(&[u8], &Entry)> = self.map.iter().map(|(k, e)| (&**k, e)).collect();
-        v.sort_unstable_by_key(|(_, e)| (e.file, e.offset));
-        v
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Entry {
+        Entry { file: 1, offset: seq * 10, len: 10, seq, tombstone: false }
+    }
+
+    #[test]
+    fn latest_record_wins_and_views_are_sorted() {
+        let mut k = Keydir::default();
+        k.insert_latest(b"b", entry(5));
+        k.insert_latest(b"a", entry(2));
+        k.insert_latest(b"b", entry(3)); // older: ignored
+        k.insert(b"c", entry(1));
+        k.insert(b"c", entry(9));
+        assert_eq!(k.get(b"b").map(|e| e.seq), Some(5));
+        assert_eq!(k.get(b"c").map(|e| e.seq), Some(9));
+        let keys: Vec<&[u8]> = k.by_key().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, [b"a" as &[u8], b"b", b"c"]);
+    }
+
+    #[test]
+    fn removing_keys_reclaims_the_arena() {
+        let mut k = Keydir::default();
+        for i in 0..1000u64 {
+            k.insert(format!("key{i:06}").as_bytes(), entry(i));
+        }
+        for i in (0..1000u64).filter(|i| i % 4 != 0) {
+            k.remove(format!("key{i:06}").as_bytes());
+        }
+        k.remove(b"never-inserted");
+        assert_eq!(k.len(), 250);
+        assert!(k.keys.len() - k.garbage == 250 * 9 && k.keys.len() <= 2 * 250 * 9 + 9);
+        for i in 0..1000u64 {
+            let got = k.get(format!("key{i:06}").as_bytes()).map(|e| e.seq);
+            assert_eq!(got, (i % 4 == 0).then_some(i), "key{i:06}");
+        }
     }
 }

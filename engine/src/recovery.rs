@@ -155,6 +155,7 @@ impl<V: Vfs> Engine<V> {
                     report.hints_rejected += 1;
                 }
                 let scan = scan(&bytes, config.bugs.skip_bad_records);
+                keydir.reserve(scan.records.len());
                 for (h, offset) in scan.records {
                     let key_at = offset as usize + RECORD_HEADER_BYTES;
                     let key = &bytes[key_at..key_at + h.key_len];

@@ -17,7 +17,8 @@
 use crate::config::{Config, SyncCall, SyncStrategy};
 use crate::error::{AtRisk, Error, Result};
 use crate::format::{
-    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, data_name, decode_header, decode_record, encode_record,
+    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, RECORD_HEADER_BYTES, check_record, data_name,
+    decode_header, decode_record,
 };
 use crate::keydir::Keydir;
 use crate::recovery::RecoveryReport;
@@ -154,19 +155,36 @@ impl<V: Vfs> Engine<V> {
         }
         let now = self.vfs.now();
         let seq = self.next_seq;
-        let record = encode_record(seq, now.as_nanos() as u64, tombstone, key, value);
-        if self.active.len > 0 && self.active.len + record.len() as u64 > self.config.max_file_bytes
-        {
+        let len = format::record_bytes(key.len(), value.len());
+        if self.active.len > 0 && self.active.len + len as u64 > self.config.max_file_bytes {
             let id = self.max_file_id + 1;
             self.rotate_to(id)?;
         }
-        let offset = self.append(&record)?;
+        // The record is encoded where it is kept until synced, and written from there.
+        let start = self.unsynced.len();
+        format::encode_record_into(
+            &mut self.unsynced,
+            seq,
+            now.as_nanos() as u64,
+            tombstone,
+            key,
+            value,
+        );
+        let offset = self.active.len;
+        if let Err(e) = self.active.file.write_all_at(&self.unsynced[start..], offset) {
+            self.unsynced.truncate(start);
+            if !faultfs::is_power_cut(&e) {
+                // Best effort: remove any partial bytes. Later appends overwrite them anyway,
+                // because the engine writes at its own offset.
+                let _ = self.active.file.set_len(offset);
+            }
+            return Err(Error::io("append")(e));
+        }
+        self.active.len += len as u64;
         self.next_seq += 1;
         self.written_through = seq;
-        let entry =
-            Entry { file: self.active.id, offset, len: record.len() as u32, seq, tombstone };
+        let entry = Entry { file: self.active.id, offset, len: len as u32, seq, tombstone };
         self.keydir.insert(key, entry);
-        self.unsynced.extend_from_slice(&record);
         self.dirty_since.get_or_insert(now);
         self.last_write = now;
         let promise = match self.config.strategy {
@@ -196,21 +214,6 @@ impl<V: Vfs> Engine<V> {
             }
         };
         Ok(Ack { seq, promise, durable_through: self.durable_through })
-    }
-
-    /// Append a whole record to the active file, or cut a partial one back and fail.
-    fn append(&mut self, record: &[u8]) -> Result<u64> {
-        let offset = self.active.len;
-        if let Err(e) = self.active.file.write_all_at(record, offset) {
-            if !faultfs::is_power_cut(&e) {
-                // Best effort: remove any partial bytes. Later appends overwrite them anyway,
-                // because the engine writes at its own offset.
-                let _ = self.active.file.set_len(offset);
-            }
-            return Err(Error::io("append")(e));
-        }
-        self.active.len += record.len() as u64;
-        Ok(offset)
     }
 
     /// Make every write so far durable (the sync call of the config), handling a failed sync.
@@ -377,37 +380,45 @@ impl<V: Vfs> Engine<V> {
     /// data file is read once; every record is checked against its CRC, its key and its seq.
     pub fn state(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         self.check_poison()?;
-        let mut by_file: BTreeMap<u32, Vec<(&[u8], &Entry)>> = BTreeMap::new();
-        for (key, entry) in self.keydir.by_location() {
-            if !entry.tombstone {
-                by_file.entry(entry.file).or_default().push((key, entry));
+        // Each data file read once; records read in key order, so the map is built from a sorted
+        // run in one pass.
+        let mut files: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut out = Vec::with_capacity(self.keydir.len());
+        for (key, entry) in self.keydir.by_key() {
+            if entry.tombstone {
+                continue;
             }
-        }
-        let mut out = BTreeMap::new();
-        for (id, entries) in by_file {
-            let file = self.file(id);
-            let len = file.len().map_err(Error::io("read state: length"))?;
-            let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
-            file.read_exact_at(&mut bytes, 0).map_err(Error::io("read state"))?;
-            for (key, entry) in entries {
-                let corrupt = |reason: String| Error::Corrupt {
-                    file: data_name(id),
-                    offset: entry.offset,
-                    reason,
-                };
-                let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
-                let slice = start
-                    .checked_add(entry.len as usize)
-                    .and_then(|end| bytes.get(start..end))
-                    .ok_or_else(|| corrupt("record past the end of the file".into()))?;
-                let (record, _) = decode_record(slice).map_err(|b| corrupt(b.to_string()))?;
-                if record.seq != entry.seq || record.key != *key {
-                    return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
+            let id = entry.file;
+            let bytes = match files.iter().position(|(f, _)| *f == id) {
+                Some(i) => &files[i].1,
+                None => {
+                    let file = self.file(id);
+                    let len = file.len().map_err(Error::io("read state: length"))?;
+                    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                    file.read_exact_at(&mut bytes, 0).map_err(Error::io("read state"))?;
+                    files.push((id, bytes));
+                    &files[files.len() - 1].1
                 }
-                out.insert(record.key, record.value);
+            };
+            let corrupt = |reason: String| Error::Corrupt {
+                file: data_name(id),
+                offset: entry.offset,
+                reason,
+            };
+            let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
+            let slice = start
+                .checked_add(entry.len as usize)
+                .and_then(|end| bytes.get(start..end))
+                .ok_or_else(|| corrupt("record past the end of the file".into()))?;
+            let h = check_record(slice).map_err(|b| corrupt(b.to_string()))?;
+            let at = RECORD_HEADER_BYTES;
+            let (k, value) = slice[at..h.record_bytes()].split_at(h.key_len);
+            if h.seq != entry.seq || k != key {
+                return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
             }
+            out.push((k.to_vec(), value.to_vec()));
         }
-        Ok(out)
+        Ok(BTreeMap::from_iter(out))
     }
 
     /// Periodic work against the Vfs clock: the interval sync, the batch deadline, the

@@ -169,7 +169,8 @@ impl Model {
     /// Make every pending data operation of `ino` durable; with `metadata`, the mtime too.
     pub(crate) fn flush_inode(&mut self, ino: Ino, metadata: bool) {
         let inode = self.inode_mut(ino);
-        for p in std::mem::take(&mut inode.pending) {
+        // Drained, not taken: the list keeps its capacity for the next writes.
+        for p in inode.pending.drain(..) {
             apply_data_op(&mut inode.durable, &p.op);
         }
         inode.dirty_since = None;

@@ -99,8 +99,9 @@ pub struct History {
     pub reports: Vec<Report>,
     /// Writes the subject reported at risk (its own ids), and the op by which it said so.
     pub at_risk: Vec<(u64, u64, u64)>,
-    /// For each key, the indexes of the writes to it, in order (see [`History::index`]).
-    per_key: BTreeMap<u32, Vec<usize>>,
+    /// (key, write index) of every write, sorted: each key's writes in order, keys in order
+    /// (see [`History::index`]).
+    per_key: Vec<(u32, usize)>,
 }
 
 /// What kind of crash a state comes from.
@@ -158,6 +159,13 @@ type Set = Vec<(usize, usize)>;
 
 fn intersect(a: &Set, b: &Set) -> Set {
     let mut out = Vec::new();
+    intersect_into(a, b, &mut out);
+    out
+}
+
+/// `a` ∩ `b` into `out` (cleared first).
+fn intersect_into(a: &Set, b: &Set, out: &mut Set) {
+    out.clear();
     let (mut i, mut j) = (0, 0);
     // Bounded: each step advances i or j.
     while i < a.len() && j < b.len() {
@@ -168,7 +176,11 @@ fn intersect(a: &Set, b: &Set) -> Set {
         }
         if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
     }
-    out
+}
+
+/// The write `key` holds in `observed` (sorted by key).
+fn observed_of(observed: &[(u32, usize)], key: u32) -> Option<usize> {
+    observed.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| observed[i].1)
 }
 
 fn max_in(set: &Set, lo: usize, hi: usize) -> Option<usize> {
@@ -179,9 +191,8 @@ impl History {
     /// Build the per-key index once the history is complete (before judging).
     pub fn index(&mut self) {
         self.per_key.clear();
-        for (i, w) in self.writes.iter().enumerate() {
-            self.per_key.entry(w.key).or_default().push(i);
-        }
+        self.per_key.extend(self.writes.iter().enumerate().map(|(i, w)| (w.key, i)));
+        self.per_key.sort_unstable();
     }
 
     /// Writes finished before `op`, and the total including the one in flight.
@@ -241,10 +252,11 @@ impl History {
     ) -> (Vec<(Class, String)>, Loss) {
         let (done, p_max) = self.bounds(crash.op);
         // Observed version of each key: the write index whose value it holds.
-        let mut observed: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut observed: Vec<(u32, usize)> = Vec::with_capacity(state.len());
         for (k, v) in state {
-            let shown = String::from_utf8_lossy(k);
+            let shown = || String::from_utf8_lossy(k);
             let Some(key) = key_number(k) else {
+                let shown = shown();
                 return (
                     vec![(Class::Validity, format!("key {shown:?} was never written"))],
                     Loss::default(),
@@ -256,19 +268,23 @@ impl History {
                 w.key == key && w.value_len.is_some_and(|n| is_value(v, t as u64, n))
             });
             if !genuine {
+                let shown = shown();
                 let msg = format!("key {shown} holds a value no write wrote ({} bytes)", v.len());
                 return (vec![(Class::Validity, msg)], Loss::default());
             }
             let t = tag.unwrap_or(0);
             if t >= p_max {
                 let msg = format!(
-                    "key {shown} holds the value of {}, issued after the crash",
+                    "key {} holds the value of {}, issued after the crash",
+                    shown(),
                     self.describe(t)
                 );
                 return (vec![(Class::Validity, msg)], Loss::default());
             }
-            observed.insert(key, t);
+            observed.push((key, t));
         }
+        // Workload keys have fixed-width digits, so byte order is number order; sort anyway.
+        observed.sort_unstable();
         if validity_only {
             return (Vec::new(), Loss::default());
         }
@@ -283,14 +299,13 @@ impl History {
             (0..done).filter(|&i| self.required(i, crash, rules, covered)).collect();
         let p_min = required.last().map_or(0, |i| i + 1);
         // Per-key allowed prefix lengths, intersected.
-        debug_assert_eq!(
-            self.per_key.values().map(Vec::len).sum::<usize>(),
-            self.writes.len(),
-            "History::index was not called"
-        );
+        debug_assert_eq!(self.per_key.len(), self.writes.len(), "History::index was not called");
         let mut allowed: Set = vec![(0, p_max)];
-        for (_, set) in self.key_sets(&observed, p_max) {
-            allowed = intersect(&allowed, &set);
+        let (mut set, mut next) = (Vec::new(), Vec::new());
+        for (key, idxs) in self.key_writes(p_max) {
+            self.key_set(idxs, observed_of(&observed, key), p_max, &mut set);
+            intersect_into(&allowed, &set, &mut next);
+            std::mem::swap(&mut allowed, &mut next);
             if allowed.is_empty() {
                 break;
             }
@@ -299,7 +314,7 @@ impl History {
             return (Vec::new(), self.loss(p, done, crash));
         }
         // Resurrection: a key holds a value older than a required delete of it.
-        for (&key, &w) in &observed {
+        for &(key, w) in &observed {
             if let Some(&d) = required.iter().find(|&&d| {
                 d > w && self.writes[d].key == key && self.writes[d].value_len.is_none()
             }) {
@@ -324,47 +339,60 @@ impl History {
             );
             return (vec![(Class::Durability, msg)], self.loss(p, done, crash));
         }
-        let key_sets: Vec<(u32, Set)> = self.key_sets(&observed, p_max).collect();
+        let key_sets = self.key_sets(&observed, p_max);
         (vec![(Class::Ordering, self.explain_ordering(&key_sets, p_max))], Loss::default())
     }
 
-    /// Each written key's allowed prefix lengths, given what the state holds.
-    fn key_sets<'a>(
-        &'a self,
-        observed: &'a BTreeMap<u32, usize>,
-        p_max: usize,
-    ) -> impl Iterator<Item = (u32, Set)> + 'a {
-        self.per_key.iter().filter_map(move |(&key, idxs)| {
-            let idxs = &idxs[..idxs.partition_point(|&i| i < p_max)];
-            let set = self.key_set(idxs, observed.get(&key).copied(), p_max);
-            (!idxs.is_empty()).then_some((key, set))
+    /// Each key written before prefix length `p_max`, with the indexes of those writes.
+    /// The writes are (key, index) pairs of [`History::per_key`].
+    fn key_writes(&self, p_max: usize) -> impl Iterator<Item = (u32, &[(u32, usize)])> + '_ {
+        self.per_key.chunk_by(|a, b| a.0 == b.0).filter_map(move |group| {
+            let before = &group[..group.partition_point(|&(_, i)| i < p_max)];
+            (!before.is_empty()).then(|| (group[0].0, before))
         })
     }
 
-    /// Prefix lengths consistent with `key` holding the write `observed` (or nothing).
-    fn key_set(&self, idxs: &[usize], observed: Option<usize>, p_max: usize) -> Set {
+    /// Each written key's allowed prefix lengths, given what the state holds.
+    fn key_sets(&self, observed: &[(u32, usize)], p_max: usize) -> Vec<(u32, Set)> {
+        self.key_writes(p_max)
+            .map(|(key, idxs)| {
+                let mut set = Vec::new();
+                self.key_set(idxs, observed_of(observed, key), p_max, &mut set);
+                (key, set)
+            })
+            .collect()
+    }
+
+    /// Prefix lengths consistent with `key` holding the write `observed` (or nothing), into
+    /// `out`.
+    fn key_set(
+        &self,
+        writes: &[(u32, usize)],
+        observed: Option<usize>,
+        p_max: usize,
+        out: &mut Set,
+    ) {
+        out.clear();
+        let idxs = || writes.iter().map(|&(_, i)| i);
         let ok = |i: &usize| self.writes[*i].status != Status::Failed;
-        let next_after =
-            |i: usize| idxs.iter().copied().filter(ok).find(|&j| j > i).unwrap_or(p_max);
+        let next_after = |i: usize| idxs().filter(ok).find(|&j| j > i).unwrap_or(p_max);
         match observed {
-            Some(w) => vec![(w + 1, next_after(w))],
+            Some(w) => out.push((w + 1, next_after(w))),
             None => {
-                let first = idxs.iter().copied().find(ok).unwrap_or(p_max);
+                let first = idxs().find(ok).unwrap_or(p_max);
                 let mut set = vec![(0, first)];
                 // After a delete the key is absent; a failed delete may have happened too.
-                for &d in idxs.iter().filter(|i| self.writes[**i].value_len.is_none()) {
+                for d in idxs().filter(|&i| self.writes[i].value_len.is_none()) {
                     set.push((d + 1, next_after(d)));
                 }
                 // Failed puts are optional: the key may be absent past them too.
                 set.sort_unstable();
-                let mut merged: Set = Vec::new();
                 for (a, b) in set {
-                    match merged.last_mut() {
+                    match out.last_mut() {
                         Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-                        _ => merged.push((a, b)),
+                        _ => out.push((a, b)),
                     }
                 }
-                merged
             }
         }
     }

@@ -281,12 +281,14 @@ fn live<S: Subject>(
     }
     let tick = Duration::from_millis(scenario.faults.tick_ms);
     let mut next_tick = fs_now(&fs) + tick;
-    let mut model: std::collections::BTreeMap<u32, Option<u64>> = Default::default();
+    // Per key number: the write whose value an acknowledged history leaves there.
+    let mut model: Vec<Option<u64>> = vec![None; scenario.workload.keys as usize];
     let mut uncertain: BTreeSet<u32> = BTreeSet::new();
     let history = &mut out.history;
     let ops_iter = plan.iter().map(|(i, p)| (p.gap, Some((*i, p.op))));
     let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
     let mut ran_tail = false;
+    let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
     for (step, (gap, planned)) in ops_iter.chain(std::iter::once(tail)).enumerate() {
         let Some(s) = subject.as_mut() else { break };
         if segment == Some(step) {
@@ -313,13 +315,18 @@ fn live<S: Subject>(
         let index = history.writes.len() as u64;
         let result = match op {
             Op::Put { key, value_bytes: n } => {
-                Some((key, Some(n), s.put(&key_bytes(key), &value_bytes(index, n))))
+                workload::write_key(&mut key_buf, key);
+                workload::write_value(&mut value_buf, index, n);
+                Some((key, Some(n), s.put(&key_buf, &value_buf)))
             }
-            Op::Delete { key } => Some((key, None, s.delete(&key_bytes(key)))),
+            Op::Delete { key } => {
+                workload::write_key(&mut key_buf, key);
+                Some((key, None, s.delete(&key_buf)))
+            }
             Op::Get { key } => {
                 let got = s.get(&key_bytes(key));
                 if let (Ok(v), false) = (&got, uncertain.contains(&key)) {
-                    let expected = model.get(&key).copied().flatten();
+                    let expected = model.get(key as usize).copied().flatten();
                     let want = expected.map(|t| {
                         let n = history.writes[t as usize].value_len.unwrap_or_default();
                         value_bytes(t, n)
@@ -347,7 +354,9 @@ fn live<S: Subject>(
         let status = match &result {
             Ok(ack) => {
                 history.reports.push(Report { end_op, durable_through: ack.durable_through });
-                model.insert(key, value_len.map(|_| index));
+                if let Some(slot) = model.get_mut(key as usize) {
+                    *slot = value_len.map(|_| index);
+                }
                 Status::Acked(*ack)
             }
             Err(e) => {
@@ -570,7 +579,7 @@ fn check_image<S: Subject>(
         return (violations, loss);
     }
     // Writes after recovery must survive a reopen; so must the recovered state itself.
-    let mut expected = state.clone();
+    let mut expected = state;
     for w in 0..f.after_recovery_writes {
         let key = rng.random_range(0..scenario.workload.keys);
         let value = value_bytes((1 << 40) + u64::from(w), 16);

@@ -59,9 +59,15 @@ fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
 /// The bytes of key number `key`.
 pub fn key_bytes(key: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
-    k.extend_from_slice(b"key");
-    push_digits(&mut k, u64::from(key), 6);
+    write_key(&mut k, key);
     k
+}
+
+/// [`key_bytes`] into `out` (cleared first).
+pub fn write_key(out: &mut Vec<u8>, key: u32) {
+    out.clear();
+    out.extend_from_slice(b"key");
+    push_digits(out, u64::from(key), 6);
 }
 
 /// The key number of `bytes`, if it is a workload key.
@@ -76,10 +82,16 @@ pub fn key_number(bytes: &[u8]) -> Option<u32> {
 /// The value of write number `write` (unique tag, then filler), `len` bytes (at least 12).
 pub fn value_bytes(write: u64, len: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(len.max(12) as usize);
-    v.push(b'w');
-    push_digits(&mut v, write, 11);
-    v.resize(len.max(12) as usize, fill_byte(write));
+    write_value(&mut v, write, len);
     v
+}
+
+/// [`value_bytes`] into `out` (cleared first).
+pub fn write_value(out: &mut Vec<u8>, write: u64, len: u32) {
+    out.clear();
+    out.push(b'w');
+    push_digits(out, write, 11);
+    out.resize(len.max(12) as usize, fill_byte(write));
 }
 
 fn fill_byte(write: u64) -> u8 {

@@ -15,8 +15,6 @@ use faultfs::{MemFs, OpenOptions, RealFs, SimFs, Vfs, VfsFile};
 use harness::scenario::{CrashPoints, Scenario, States};
 use harness::subject::Bitcask;
 use harness::suite::run_seeds;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::time::Instant;
 
@@ -44,32 +42,6 @@ fn puts<V: Vfs>(vfs: V, strategy: SyncStrategy, n: u32, value: &[u8]) -> f64 {
     f64::from(n) / start.elapsed().as_secs_f64()
 }
 
-/// The floor under `throughput-1k`: per seed, the engine's 1,000 o_sync puts on SimFs up to a
-/// power cut at a random operation, one sampled crash state, one recovery; no history, no
-/// oracle, no second recovery.
-fn bare_crash_loop(seeds: u64) -> f64 {
-    let value = [b'v'; 100];
-    let start = Instant::now();
-    for seed in 0..seeds {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let fs = SimFs::with_profile(faultfs::Profile::posix());
-        fs.arm_power_cut(rng.random_range(1..=2_000));
-        let config = Config::new(SyncStrategy::OSync);
-        if let Ok(mut db) = Engine::open(fs.clone(), config.clone()) {
-            for i in 0..1_000u32 {
-                if db.put(format!("key{:06}", i % 1000).as_bytes(), &value).is_err() {
-                    break;
-                }
-            }
-        }
-        let point = fs.take_crash_points().pop().unwrap_or_else(|| fs.crash_point_now());
-        let space = point.power_cut_space();
-        let image = space.materialize(&space.sample(&mut rng));
-        Engine::open(image, config).expect("recovery");
-    }
-    seeds as f64 / start.elapsed().as_secs_f64()
-}
-
 fn raw_appends(dir: &Path, n: u32, value: &[u8], sync: bool) -> f64 {
     let fs = RealFs::open(dir).expect("dir");
     let f = fs.open("raw.log", OpenOptions::create().truncate(true)).expect("open");
@@ -95,7 +67,7 @@ fn main() {
     let mut exhaustive = t1k.clone();
     exhaustive.faults.states = States::Exhaustive { budget: 64 };
     let (explored, _) = per_core(&exhaustive, &seeds[..50]);
-    let bare = bare_crash_loop(2_000);
+    let bare = harness::report::bare_crash_loop(2_000);
     println!("throughput-1k, crash scenarios/s per core (every check on):");
     println!("  sampled, one workload run per scenario   {sampled:>10.0}   (target 5000)");
     println!(

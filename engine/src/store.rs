@@ -17,8 +17,7 @@
 use crate::config::{Config, SyncCall, SyncStrategy};
 use crate::error::{AtRisk, Error, Result};
 use crate::format::{
-    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, RECORD_HEADER_BYTES, check_record, data_name,
-    decode_header, decode_record,
+    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, data_name, decode_header, decode_record,
 };
 use crate::keydir::Keydir;
 use crate::recovery::RecoveryReport;
@@ -410,13 +409,11 @@ impl<V: Vfs> Engine<V> {
                 .checked_add(entry.len as usize)
                 .and_then(|end| bytes.get(start..end))
                 .ok_or_else(|| corrupt("record past the end of the file".into()))?;
-            let h = check_record(slice).map_err(|b| corrupt(b.to_string()))?;
-            let at = RECORD_HEADER_BYTES;
-            let (k, value) = slice[at..h.record_bytes()].split_at(h.key_len);
-            if h.seq != entry.seq || k != key {
+            let (record, _) = decode_record(slice).map_err(|b| corrupt(b.to_string()))?;
+            if record.seq != entry.seq || record.key != key {
                 return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
             }
-            out.push((k.to_vec(), value.to_vec()));
+            out.push((record.key, record.value));
         }
         Ok(BTreeMap::from_iter(out))
     }

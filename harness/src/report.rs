@@ -323,6 +323,7 @@ fn puts<V: Vfs>(vfs: V) -> f64 {
 pub fn bare_crash_loop(seeds: u64) -> f64 {
     use rand::{Rng, SeedableRng};
     let value = [b'v'; 100];
+    let mut key = Vec::new();
     let start = Instant::now();
     for seed in 0..seeds {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -331,7 +332,8 @@ pub fn bare_crash_loop(seeds: u64) -> f64 {
         let config = Config::new(SyncStrategy::OSync);
         if let Ok(mut db) = Engine::open(fs.clone(), config.clone()) {
             for i in 0..1_000u32 {
-                if db.put(format!("key{i:06}").as_bytes(), &value).is_err() {
+                crate::workload::write_key(&mut key, i);
+                if db.put(&key, &value).is_err() {
                     break;
                 }
             }

@@ -324,7 +324,8 @@ fn live<S: Subject>(
                 Some((key, None, s.delete(&key_buf)))
             }
             Op::Get { key } => {
-                let got = s.get(&key_bytes(key));
+                workload::write_key(&mut key_buf, key);
+                let got = s.get(&key_buf);
                 if let (Ok(v), false) = (&got, uncertain.contains(&key)) {
                     let expected = model.get(key as usize).copied().flatten();
                     let want = expected.map(|t| {

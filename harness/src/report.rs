@@ -348,7 +348,7 @@ pub fn bare_crash_loop(seeds: u64) -> f64 {
 /// The harness's own speed: throughput-1k crash scenarios/s on one core beside the bare crash
 /// loop; SimFs vs MemFs.
 fn speed(suite: &Path, quick: bool) -> Value {
-    let seeds = if quick { 30 } else { 200 };
+    let seeds = if quick { 100 } else { 1_000 };
     let per_sec = Scenario::load(&suite.join("throughput-1k.json")).ok().map(|s| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
         let config = s.engine_config().unwrap_or_else(|_| Config::new(SyncStrategy::OSync));

@@ -115,6 +115,13 @@ impl Keydir {
         self.table.len()
     }
 
+    /// (live keys, their key and value bytes): a sum, so hash order does not matter.
+    pub fn live_size(&self) -> (usize, usize) {
+        self.table.iter().filter(|s| !s.entry.tombstone).fold((0, 0), |(n, b), s| {
+            (n + 1, b + s.entry.len as usize - crate::format::RECORD_HEADER_BYTES)
+        })
+    }
+
     /// Every entry in key order.
     pub fn by_key(&self) -> Vec<(&[u8], &Entry)> {
         let keys = &self.keys;

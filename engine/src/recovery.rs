@@ -101,14 +101,8 @@ fn scan(bytes: &[u8], skip_bad: bool) -> Scan {
 }
 
 fn read_all<F: VfsFile>(file: &F) -> Result<Vec<u8>> {
-    let len = file.len().map_err(Error::io("recovery: length"))?;
-    let len = usize::try_from(len).map_err(|_| Error::TooLarge {
-        what: "data file",
-        len: usize::MAX,
-        max: usize::MAX,
-    })?;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, 0).map_err(Error::io("recovery: read"))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).map_err(Error::io("recovery: read"))?;
     Ok(buf)
 }
 

@@ -17,7 +17,7 @@
 use crate::config::{Config, SyncCall, SyncStrategy};
 use crate::error::{AtRisk, Error, Result};
 use crate::format::{
-    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, data_name, decode_header, decode_record,
+    self, MAX_KEY_BYTES, MAX_VALUE_BYTES, check_record, data_name, decode_header, decode_record,
 };
 use crate::keydir::Keydir;
 use crate::recovery::RecoveryReport;
@@ -378,11 +378,15 @@ impl<V: Vfs> Engine<V> {
     /// Every live key and its value, read and checked (the harness's view of the state). Each
     /// data file is read once; every record is checked against its CRC, its key and its seq.
     pub fn state(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut out = Vec::with_capacity(self.keydir.live());
+        self.visit_state(|k, v| out.push((k.to_vec(), v.to_vec())))?;
+        Ok(BTreeMap::from_iter(out))
+    }
+
+    /// [`Engine::state`] without copies: `visit` sees every live key and its value, in key order.
+    pub fn visit_state(&self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<()> {
         self.check_poison()?;
-        // Each data file read once; records read in key order, so the map is built from a sorted
-        // run in one pass.
         let mut files: Vec<(u32, Vec<u8>)> = Vec::new();
-        let mut out = Vec::with_capacity(self.keydir.len());
         for (key, entry) in self.keydir.by_key() {
             if entry.tombstone {
                 continue;
@@ -391,10 +395,8 @@ impl<V: Vfs> Engine<V> {
             let bytes = match files.iter().position(|(f, _)| *f == id) {
                 Some(i) => &files[i].1,
                 None => {
-                    let file = self.file(id);
-                    let len = file.len().map_err(Error::io("read state: length"))?;
-                    let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(0)];
-                    file.read_exact_at(&mut bytes, 0).map_err(Error::io("read state"))?;
+                    let mut bytes = Vec::new();
+                    self.file(id).read_to_end(&mut bytes).map_err(Error::io("read state"))?;
                     files.push((id, bytes));
                     &files[files.len() - 1].1
                 }
@@ -409,13 +411,15 @@ impl<V: Vfs> Engine<V> {
                 .checked_add(entry.len as usize)
                 .and_then(|end| bytes.get(start..end))
                 .ok_or_else(|| corrupt("record past the end of the file".into()))?;
-            let (record, _) = decode_record(slice).map_err(|b| corrupt(b.to_string()))?;
-            if record.seq != entry.seq || record.key != key {
+            let h = check_record(slice).map_err(|b| corrupt(b.to_string()))?;
+            let key_at = format::RECORD_HEADER_BYTES;
+            let (found, value) = slice[key_at..h.record_bytes()].split_at(h.key_len);
+            if h.seq != entry.seq || found != key {
                 return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
             }
-            out.push((record.key, record.value));
+            visit(key, value);
         }
-        Ok(BTreeMap::from_iter(out))
+        Ok(())
     }
 
     /// Periodic work against the Vfs clock: the interval sync, the batch deadline, the
@@ -510,6 +514,11 @@ impl<V: Vfs> Engine<V> {
     /// The Vfs the engine runs on.
     pub fn vfs(&self) -> &V {
         &self.vfs
+    }
+
+    /// (live keys, the bytes of their keys and values): what [`Engine::visit_state`] will visit.
+    pub fn live_size(&self) -> (usize, usize) {
+        self.keydir.live_size()
     }
 
     /// Number of live keys.

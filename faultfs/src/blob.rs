@@ -69,6 +69,21 @@ impl Blob {
         n
     }
 
+    /// Append the whole content to `out` (no zero-filled buffer first); returns the count.
+    pub(crate) fn extend_vec(&self, out: &mut Vec<u8>) -> usize {
+        let n = usize::try_from(self.len_bytes).expect("file larger than memory");
+        out.reserve(n);
+        let zeros = [0u8; PAGE_BYTES];
+        let mut left = n;
+        for i in 0..n.div_ceil(PAGE_BYTES) {
+            let page = self.page(i / CHUNK_PAGES, i % CHUNK_PAGES).unwrap_or(&zeros);
+            let take = left.min(PAGE_BYTES);
+            out.extend_from_slice(&page[..take]);
+            left -= take;
+        }
+        n
+    }
+
     fn page_mut(&mut self, chunk: usize, page: usize) -> &mut [u8; PAGE_BYTES] {
         let slot = self.chunks[chunk].get_or_insert_with(|| Rc::new(std::array::from_fn(|_| None)));
         let page = Rc::make_mut(slot)[page].get_or_insert_with(|| Rc::new([0u8; PAGE_BYTES]));

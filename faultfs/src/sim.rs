@@ -661,6 +661,20 @@ impl VfsFile for SimFile {
         })
     }
 
+    fn read_to_end(&self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let (ino, name) = (self.ino, &self.name);
+        let len = self.fs.inner.borrow().model.inode(ino).cached.len();
+        self.fs.file_op(self, Call::Read, Op::NoEffect, (0, len), |s, _| {
+            let inode = s.model.inode(ino);
+            // As one `read_at` of the whole file: the first latent sector fails it.
+            if inode.latent_sectors.first().is_some_and(|&at| at < len) {
+                return Err(eio(name, "latent sector error reading at 0"));
+            }
+            let n = inode.cached.extend_vec(out);
+            Ok((n, n as u64))
+        })
+    }
+
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         let (ino, name, sync) = (self.ino, &self.name, self.sync);
         let data: Rc<[u8]> = Rc::from(buf);

@@ -129,6 +129,18 @@ pub trait VfsFile {
         Ok(())
     }
 
+    /// Append the whole file to `out`; returns the count. One read, like `read_exact_at` over the
+    /// file's length (a recovery scan reads this way).
+    fn read_to_end(&self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let len = usize::try_from(self.len()?).map_err(|_| {
+            io::Error::new(io::ErrorKind::OutOfMemory, "file larger than this address space")
+        })?;
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.read_exact_at(&mut out[start..], 0)?;
+        Ok(len)
+    }
+
     /// Write all of `buf` at `offset`, or fail (a short write because the disk is full becomes
     /// `StorageFull` naming how much was written).
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

@@ -19,6 +19,7 @@ pub mod report_html;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod state;
 pub mod subject;
 pub mod suite;
 pub mod workload;

@@ -19,7 +19,6 @@
 
 use crate::subject::{Ack, Promise};
 use crate::workload::{is_value, key_bytes, key_number, value_tag};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -151,8 +150,7 @@ pub struct Rules {
     pub writeback: Option<Duration>,
 }
 
-/// A recovered state: key bytes to value bytes.
-pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
+pub use crate::state::State;
 
 /// A set of prefix lengths: sorted, disjoint, inclusive intervals.
 type Set = Vec<(usize, usize)>;
@@ -190,9 +188,22 @@ fn max_in(set: &Set, lo: usize, hi: usize) -> Option<usize> {
 impl History {
     /// Build the per-key index once the history is complete (before judging).
     pub fn index(&mut self) {
+        // A counting sort by key: the writes are already in index order within each key.
+        let keys = self.writes.iter().map(|w| w.key as usize + 1).max().unwrap_or(0);
+        let mut start = vec![0usize; keys + 1];
+        for w in &self.writes {
+            start[w.key as usize + 1] += 1;
+        }
+        for k in 1..=keys {
+            start[k] += start[k - 1];
+        }
         self.per_key.clear();
-        self.per_key.extend(self.writes.iter().enumerate().map(|(i, w)| (w.key, i)));
-        self.per_key.sort_unstable();
+        self.per_key.resize(self.writes.len(), (0, 0));
+        for (i, w) in self.writes.iter().enumerate() {
+            let at = &mut start[w.key as usize];
+            self.per_key[*at] = (w.key, i);
+            *at += 1;
+        }
     }
 
     /// Writes finished before `op`, and the total including the one in flight.
@@ -522,7 +533,7 @@ mod tests {
             [Class::Ordering]
         );
         let mut garbage = state(&[(1, 1, 20)]);
-        garbage.insert(key_bytes(1), b"w00000000001aaaXaaaaaaaa".to_vec());
+        garbage.insert(&key_bytes(1), b"w00000000001aaaXaaaaaaaa");
         assert_eq!(judge(&h, CrashKind::PowerCut, &garbage), [Class::Validity]);
         assert_eq!(judge(&h, CrashKind::PowerCut, &state(&[(7, 1, 20)])), [Class::Validity]);
         // A crash at op 3 (during write #1): write #3's value is from the future.

@@ -5,9 +5,9 @@
 //! does periodic work on `tick`, and reads its whole state back. Every write's acknowledgement says
 //! what it promises; the harness's oracle checks exactly that promise and nothing more.
 
+pub use crate::state::State;
 use engine::{Config, Engine, Promise as EnginePromise};
 use faultfs::SimFs;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -74,8 +74,9 @@ pub trait Subject: Sized {
     }
     /// Periodic work; returns `durable_through`.
     fn tick(&mut self) -> Result<u64, SubjectError>;
-    /// Every live key and its value.
-    fn state(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, SubjectError>;
+    /// Every live key and its value (`State` collects from any iterator of pairs, a
+    /// `BTreeMap<Vec<u8>, Vec<u8>>` say; it is cheapest filled in key order with `insert`).
+    fn state(&mut self) -> Result<State, SubjectError>;
     /// Problems recovery reported (corrupt ranges, say): shown with a violation, never judged.
     fn recovery_notes(&self) -> Vec<String> {
         Vec::new()
@@ -133,8 +134,11 @@ impl Subject for Bitcask {
         self.engine.tick().map(|t| t.durable_through).map_err(err)
     }
 
-    fn state(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, SubjectError> {
-        self.engine.state().map_err(err)
+    fn state(&mut self) -> Result<State, SubjectError> {
+        let (keys, bytes) = self.engine.live_size();
+        let mut state = State::with_capacity(keys, bytes);
+        self.engine.visit_state(|k, v| state.insert(k, v)).map_err(err)?;
+        Ok(state)
     }
 
     fn recovery_notes(&self) -> Vec<String> {

@@ -132,6 +132,24 @@ fn latent_sector_error_fails_reads_until_the_sector_is_rewritten() {
 }
 
 #[test]
+fn read_to_end_is_one_read_of_the_whole_file_holes_and_latent_sectors_included() {
+    let fs = posix();
+    let f = durable_file(&fs, "log", &[7u8; 5000]);
+    f.set_len(9000).unwrap(); // a hole reads as zeros
+    f.write_all_at(b"end", 9000).unwrap();
+    let mut whole = vec![0u8; 9003];
+    f.read_exact_at(&mut whole, 0).unwrap();
+    let ops = fs.op_count();
+    let mut out = b"kept".to_vec();
+    assert_eq!(f.read_to_end(&mut out).unwrap(), 9003);
+    assert_eq!((&out[..4], &out[4..]), (&b"kept"[..], &whole[..]));
+    assert_eq!(fs.op_count(), ops + 1, "one read operation");
+    fs.add_latent_error("log", 8000).unwrap();
+    let err = f.read_to_end(&mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("latent sector error"), "{err}");
+}
+
+#[test]
 fn seeded_rot_is_deterministic() {
     let rot = |seed: u64| {
         let fs = posix();

@@ -3,7 +3,7 @@
 //! durable without syncing it. Used by `tests/it/wal.rs` and `examples/own_engine.rs`.
 
 use faultfs::{OpenOptions, SimFs, Vfs, VfsFile};
-use harness::subject::{Ack, Promise, Subject, SubjectError};
+use harness::subject::{Ack, Promise, State, Subject, SubjectError};
 use std::collections::BTreeMap;
 
 /// Records: crc32 (4) | key_len (2) | value_len (4, u32::MAX = delete) | key | value.
@@ -103,7 +103,7 @@ impl Subject for Wal {
         Ok(if self.sync { self.seq } else { 0 })
     }
 
-    fn state(&mut self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, SubjectError> {
-        Ok(self.state.clone())
+    fn state(&mut self) -> Result<State, SubjectError> {
+        Ok(self.state.iter().collect())
     }
 }

@@ -58,6 +58,7 @@ fn raw_appends(dir: &Path, n: u32, value: &[u8], sync: bool) -> f64 {
 }
 
 fn main() {
+    harness::keep_freed_memory();
     let seeds: Vec<u64> = (0..200).collect();
     let t1k = scenario("throughput-1k");
     let (sampled, _) = per_core(&t1k, &seeds);

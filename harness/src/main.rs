@@ -1,5 +1,6 @@
 //! The `powercut` command.
 
 fn main() {
+    harness::keep_freed_memory();
     std::process::exit(harness::cli::main());
 }

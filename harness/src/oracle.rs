@@ -313,8 +313,12 @@ impl History {
         debug_assert_eq!(self.per_key.len(), self.writes.len(), "History::index was not called");
         let mut allowed: Set = vec![(0, p_max)];
         let (mut set, mut next) = (Vec::new(), Vec::new());
+        // Both walk the keys in ascending order: a cursor, not a search per key.
+        let mut cursor = observed.iter().peekable();
         for (key, idxs) in self.key_writes(p_max) {
-            self.key_set(idxs, observed_of(&observed, key), p_max, &mut set);
+            while cursor.next_if(|&&(k, _)| k < key).is_some() {}
+            let holds = cursor.peek().filter(|&&&(k, _)| k == key).map(|&&(_, w)| w);
+            self.key_set(idxs, holds, p_max, &mut set);
             intersect_into(&allowed, &set, &mut next);
             std::mem::swap(&mut allowed, &mut next);
             if allowed.is_empty() {

@@ -156,6 +156,7 @@ struct Live {
     points: Vec<CrashPoint>,
     ops: u64,
     violations: Vec<Violation>,
+    /// The workload operations run, with their plan index.
     plan: Vec<(u32, Op)>,
     /// Per workload operation run: (plan index, first op before it, last op of it).
     ranges: Vec<(u32, u64, u64)>,
@@ -228,11 +229,24 @@ fn live<S: Subject>(
     streams: &mut Streams,
     focus: &Focus,
 ) -> Live {
-    let full = workload::generate(&scenario.workload, &mut streams.workload);
-    let plan: Vec<(u32, workload::Planned)> = match &focus.keep {
-        Some(keep) => keep.iter().filter_map(|&i| full.get(i as usize).map(|p| (i, *p))).collect(),
-        None => full.iter().enumerate().map(|(i, p)| (i as u32, *p)).collect(),
-    };
+    let mode = scenario.faults.crash_points;
+    // A `random` seed cuts the power during one workload operation (or the idle tail), chosen
+    // uniformly, at one of its filesystem operations (ticks before it included), chosen uniformly;
+    // nothing after that operation runs, as nothing would after a real power cut.
+    let random = mode == CrashPoints::Random && focus.crash_op.is_none();
+    // The plan is drawn as the run takes it (a random seed stops early), unless operations are
+    // picked out of it.
+    let picked: Option<Vec<(u32, workload::Planned)>> = focus.keep.as_ref().map(|keep| {
+        let full = workload::generate(&scenario.workload, &mut streams.workload);
+        keep.iter().filter_map(|&i| full.get(i as usize).map(|p| (i, *p))).collect()
+    });
+    let planned = picked.as_ref().map_or(scenario.workload.ops as usize, Vec::len);
+    let segment = random.then(|| streams.points.random_range(0..=planned));
+    let drawn = picked.is_none().then(|| {
+        let plan = workload::plan(&scenario.workload, &mut streams.workload);
+        plan.enumerate().map(|(i, p)| (i as u32, p))
+    });
+    let plan = picked.into_iter().flatten().chain(drawn.into_iter().flatten());
     let mut config_fs = sim_config(scenario, streams.fs_seed);
     if let Some(faults) = &focus.faults {
         config_fs.faults.at_ops = faults.clone();
@@ -241,12 +255,6 @@ fn live<S: Subject>(
     }
     let fs = SimFs::new(config_fs);
     fs.set_tracing(focus.detail);
-    let mode = scenario.faults.crash_points;
-    // A `random` seed cuts the power during one workload operation (or the idle tail), chosen
-    // uniformly, at one of its filesystem operations (ticks before it included), chosen uniformly;
-    // nothing after that operation runs, as nothing would after a real power cut.
-    let random = mode == CrashPoints::Random && focus.crash_op.is_none();
-    let segment = random.then(|| streams.points.random_range(0..=plan.len()));
     let reservoir = Rc::new(Reservoir::default());
     let policy = capture_policy(mode, streams.points.clone(), focus.crash_op, reservoir.clone());
     fs.capture_with(policy);
@@ -255,7 +263,7 @@ fn live<S: Subject>(
         points: Vec::new(),
         ops: 0,
         violations: Vec::new(),
-        plan: plan.iter().map(|(i, p)| (*i, p.op)).collect(),
+        plan: Vec::new(),
         ranges: Vec::new(),
         trace: Vec::new(),
         fired: Vec::new(),
@@ -285,7 +293,7 @@ fn live<S: Subject>(
     let mut model: Vec<Option<u64>> = vec![None; scenario.workload.keys as usize];
     let mut uncertain: BTreeSet<u32> = BTreeSet::new();
     let history = &mut out.history;
-    let ops_iter = plan.iter().map(|(i, p)| (p.gap, Some((*i, p.op))));
+    let ops_iter = plan.map(|(i, p)| (p.gap, Some((i, p.op))));
     let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
     let mut ran_tail = false;
     let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
@@ -311,6 +319,7 @@ fn live<S: Subject>(
         }
         fs.advance_to(arrival);
         let Some((plan_index, op)) = planned else { break };
+        out.plan.push((plan_index, op));
         let start_op = fs.op_count();
         let index = history.writes.len() as u64;
         let result = match op {

@@ -24,26 +24,30 @@ pub struct Planned {
 
 /// The operations of one seed.
 pub fn generate(w: &Workload, rng: &mut impl Rng) -> Vec<Planned> {
+    plan(w, rng).collect()
+}
+
+/// The operations of one seed, drawn as they are taken: operation `i` is the same however many
+/// are taken, so a run that stops early draws no more than it ran.
+pub fn plan<'a>(w: &'a Workload, rng: &'a mut impl Rng) -> impl Iterator<Item = Planned> + 'a {
     let m = w.mix;
     let total = m.put + m.delete + m.get + m.merge;
-    (0..w.ops)
-        .map(|_| {
-            let gap = Duration::from_micros(rng.random_range(w.gap_us.min..=w.gap_us.max));
-            let key = rng.random_range(0..w.keys);
-            let pick = rng.random_range(0..total);
-            let op = if pick < m.put {
-                let value_bytes = rng.random_range(w.value_bytes.min..=w.value_bytes.max) as u32;
-                Op::Put { key, value_bytes }
-            } else if pick < m.put + m.delete {
-                Op::Delete { key }
-            } else if pick < m.put + m.delete + m.get {
-                Op::Get { key }
-            } else {
-                Op::Merge
-            };
-            Planned { gap, op }
-        })
-        .collect()
+    (0..w.ops).map(move |_| {
+        let gap = Duration::from_micros(rng.random_range(w.gap_us.min..=w.gap_us.max));
+        let key = rng.random_range(0..w.keys);
+        let pick = rng.random_range(0..total);
+        let op = if pick < m.put {
+            let value_bytes = rng.random_range(w.value_bytes.min..=w.value_bytes.max) as u32;
+            Op::Put { key, value_bytes }
+        } else if pick < m.put + m.delete {
+            Op::Delete { key }
+        } else if pick < m.put + m.delete + m.get {
+            Op::Get { key }
+        } else {
+            Op::Merge
+        };
+        Planned { gap, op }
+    })
 }
 
 /// `width` decimal digits of `n`, zero-padded, appended to `out`.
@@ -76,7 +80,13 @@ pub fn key_number(bytes: &[u8]) -> Option<u32> {
     if digits.len() != 6 {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    parse_digits(digits).map(|n| n as u32)
+}
+
+/// The number `digits` spell, if they are all ASCII digits (at most 19 of them, so no overflow).
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    debug_assert!(digits.len() <= 19);
+    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
 }
 
 /// The value of write number `write` (unique tag, then filler), `len` bytes (at least 12).
@@ -100,15 +110,15 @@ fn fill_byte(write: u64) -> u8 {
 
 /// Is `bytes` exactly `value_bytes(write, len)`? (Without building it.)
 pub fn is_value(bytes: &[u8], write: u64, len: u32) -> bool {
+    let fill = fill_byte(write);
     bytes.len() == len.max(12) as usize
         && value_tag(bytes) == Some(write)
-        && bytes[12..].iter().all(|b| *b == fill_byte(write))
+        && bytes[12..].iter().fold(true, |same, &b| same & (b == fill)) // no early exit: vectorized
 }
 
 /// The write number a value was tagged with, if it carries a tag.
 pub fn value_tag(bytes: &[u8]) -> Option<u64> {
-    let tag = bytes.get(..12)?.strip_prefix(b"w")?;
-    std::str::from_utf8(tag).ok()?.parse().ok()
+    parse_digits(bytes.get(..12)?.strip_prefix(b"w")?)
 }
 
 #[cfg(test)]
@@ -121,6 +131,8 @@ mod tests {
         assert_eq!(value_bytes(42, 100).len(), 100);
         assert_eq!(key_number(&key_bytes(7)), Some(7));
         assert_eq!(value_tag(b"garbage-bytes-here"), None);
+        assert_eq!(value_tag(b"w+0000000001aaaa"), None, "digits only, no sign");
+        assert_eq!(key_number(b"key00001x"), None);
         assert!(is_value(&value_bytes(42, 100), 42, 100));
         assert!(!is_value(&value_bytes(42, 100), 42, 99));
         assert!(!is_value(&value_bytes(43, 100), 42, 100));

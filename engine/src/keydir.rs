@@ -125,24 +125,28 @@ impl Keydir {
     /// Every entry in key order.
     pub fn by_key(&self) -> Vec<(&[u8], &Entry)> {
         let keys = &self.keys;
-        // Sorted on the first 16 bytes as a number first (zero-padded, so the order is the byte
-        // order), the whole key only on a tie: most comparisons skip a memcmp call.
+        // Sorted on the first 16 bytes as a number (zero-padded, so the order is the byte order
+        // among keys that differ there), then each run of equal prefixes on the whole key.
         let prefix = |k: &[u8]| {
             let mut b = [0u8; 16];
             let n = k.len().min(16);
             b[..n].copy_from_slice(&k[..n]);
             u128::from_be_bytes(b)
         };
-        let mut v: Vec<(u128, &[u8], &Entry)> = self
-            .table
-            .iter()
-            .map(|s| {
-                let k = Self::key(keys, s);
-                (prefix(k), k, &s.entry)
-            })
-            .collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        v.into_iter().map(|(_, k, e)| (k, e)).collect()
+        let mut v: Vec<(u128, &Slot)> =
+            self.table.iter().map(|s| (prefix(Self::key(keys, s)), s)).collect();
+        v.sort_unstable_by_key(|&(p, _)| p);
+        let mut at = 0;
+        // Bounded: `at` advances past one run of equal prefixes each time.
+        while at < v.len() {
+            let run = v[at..].iter().take_while(|(p, _)| *p == v[at].0).count();
+            if run > 1 {
+                v[at..at + run]
+                    .sort_unstable_by(|a, b| Self::key(keys, a.1).cmp(Self::key(keys, b.1)));
+            }
+            at += run;
+        }
+        v.into_iter().map(|(_, s)| (Self::key(keys, s), &s.entry)).collect()
     }
 }
 
@@ -166,6 +170,16 @@ mod tests {
         assert_eq!(k.get(b"c").map(|e| e.seq), Some(9));
         let keys: Vec<&[u8]> = k.by_key().into_iter().map(|(key, _)| key).collect();
         assert_eq!(keys, [b"a" as &[u8], b"b", b"c"]);
+        // Keys that tie on their 16-byte prefix are ordered on the whole key.
+        for key in [&b"0123456789abcdef-z"[..], b"0123456789abcdef", b"0123456789abcdef-a", b"b\0"]
+        {
+            k.insert(key, entry(1));
+        }
+        let keys: Vec<&[u8]> = k.by_key().into_iter().map(|(key, _)| key).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 7);
     }
 
     #[test]

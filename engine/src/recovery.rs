@@ -133,6 +133,7 @@ impl<V: Vfs> Engine<V> {
         let mut readers = BTreeMap::new();
         let mut max_seq = 0u64;
         let mut active_len = 0u64;
+        let mut scanned = Vec::new();
         for &id in &data_ids {
             let name = data_name(id);
             let file =
@@ -164,6 +165,7 @@ impl<V: Vfs> Engine<V> {
                     report.skipped.push(Corruption { file: name.clone(), offset, len, reason });
                 }
                 active_len = scan.end;
+                scanned.push((id, scan.end));
                 if let Some((offset, why)) = scan.bad {
                     let len = bytes.len() as u64 - offset;
                     if Some(id) == last_id {
@@ -220,6 +222,7 @@ impl<V: Vfs> Engine<V> {
             checkpoint_in_flight: false,
             poisoned: None,
             recovery: report,
+            scanned,
         };
         if !engine.config.bugs.unsynced_recovery_truncate {
             engine.make_recovered_durable()?;

@@ -49,31 +49,37 @@ impl Keydir {
         self.slot_mut(key).map(|s| &mut s.entry)
     }
 
-    fn add(&mut self, key: &[u8], entry: Entry) {
-        let at = self.keys.len();
-        self.keys.extend_from_slice(key);
+    /// Point `key` at `entry` if `replace` says so of the entry it has, or if it has none. One
+    /// hash and one probe either way.
+    fn upsert(&mut self, key: &[u8], entry: Entry, replace: impl FnOnce(&Entry) -> bool) {
+        use hashbrown::hash_table::Entry as Found;
+        let h = hash(key);
         let keys = &self.keys;
-        self.table.insert_unique(hash(key), Slot { at, len: key.len(), entry }, |s| {
-            hash(Self::key(keys, s))
-        });
+        let found =
+            self.table.entry(h, |s| Self::key(keys, s) == key, |s| hash(Self::key(keys, s)));
+        match found {
+            Found::Occupied(mut o) => {
+                if replace(&o.get().entry) {
+                    o.get_mut().entry = entry;
+                }
+            }
+            Found::Vacant(v) => {
+                let at = self.keys.len();
+                v.insert(Slot { at, len: key.len(), entry });
+                self.keys.extend_from_slice(key);
+            }
+        }
     }
 
     /// Point `key` at `entry`.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
-        match self.slot_mut(key) {
-            Some(s) => s.entry = entry,
-            None => self.add(key, entry),
-        }
+        self.upsert(key, entry, |_| true);
     }
 
     /// Point `key` at `entry` unless it already points at a later record (recovery reads files
     /// in id order, and a key may appear twice after an interrupted merge or a sync rewrite).
     pub fn insert_latest(&mut self, key: &[u8], entry: Entry) {
-        match self.slot_mut(key) {
-            Some(s) if s.entry.seq < entry.seq => s.entry = entry,
-            Some(_) => {}
-            None => self.add(key, entry),
-        }
+        self.upsert(key, entry, |old| old.seq < entry.seq);
     }
 
     /// Room for `n` more keys (recovery knows how many records it is about to insert).

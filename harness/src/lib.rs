@@ -1,6 +1,7 @@
 //! harness: powercut's crash exploration, oracle and checks.
 //!
 //! - [`subject`]: the `Subject` trait an engine under test implements, and the built-in Bitcask.
+//! - [`state`]: what a subject holds after recovery, flat and sorted by key.
 //! - [`scenario`]: scenario files (JSON, unknown fields rejected).
 //! - [`workload`]: the operations a seed runs; every value tagged with the write that made it.
 //! - [`run`]: one seed — the workload once, crash points captured as it goes, crash states,

@@ -12,9 +12,7 @@
 
 use engine::{Config, Engine, SyncStrategy};
 use faultfs::{MemFs, OpenOptions, RealFs, SimFs, Vfs, VfsFile};
-use harness::scenario::{CrashPoints, Scenario, States};
-use harness::subject::Bitcask;
-use harness::suite::run_seeds;
+use harness::scenario::Scenario;
 use std::path::Path;
 use std::time::Instant;
 
@@ -22,14 +20,6 @@ fn scenario(name: &str) -> Scenario {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(format!("{name}.json"));
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn per_core(s: &Scenario, seeds: &[u64]) -> (f64, u64) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a thread pool");
-    let config = s.engine_config().expect("a valid scenario");
-    let r = pool.install(|| run_seeds::<Bitcask>(s, &config, seeds, &|_| {}));
-    assert_eq!(r.violations(), 0, "{}: the correct engine must pass", s.name);
-    (r.per_sec(), r.crash_states())
 }
 
 fn puts<V: Vfs>(vfs: V, strategy: SyncStrategy, n: u32, value: &[u8]) -> f64 {
@@ -59,15 +49,9 @@ fn raw_appends(dir: &Path, n: u32, value: &[u8], sync: bool) -> f64 {
 
 fn main() {
     harness::keep_freed_memory();
-    let seeds: Vec<u64> = (0..200).collect();
     let t1k = scenario("throughput-1k");
-    let (sampled, _) = per_core(&t1k, &seeds);
-    let mut reuse = t1k.clone();
-    reuse.faults.crash_points = CrashPoints::EveryOp;
-    let (reused, _) = per_core(&reuse, &seeds[..3]);
-    let mut exhaustive = t1k.clone();
-    exhaustive.faults.states = States::Exhaustive { budget: 64 };
-    let (explored, _) = per_core(&exhaustive, &seeds[..50]);
+    let [sampled, reused, explored] =
+        harness::report::throughput_1k(&t1k, 1_000).unwrap_or_else(|e| panic!("{e}"));
     let bare = harness::report::bare_crash_loop(2_000);
     println!("throughput-1k, crash scenarios/s per core (every check on):");
     println!("  sampled, one workload run per scenario   {sampled:>10.0}   (target 5000)");

@@ -321,6 +321,19 @@ fn puts<V: Vfs>(vfs: V) -> f64 {
 /// on SimFs (posix) up to a power cut at a random operation, one sampled crash state and one
 /// recovery; no history, oracle or second recovery. Seeds per second on the calling thread.
 pub fn bare_crash_loop(seeds: u64) -> f64 {
+    on_one_thread(|| bare_crash_loop_here(seeds))
+}
+
+/// Run `f` on a fresh one-thread pool, as every speed in the report is measured (same thread
+/// kind, same allocator arena), or here if no thread can be made.
+fn on_one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
+fn bare_crash_loop_here(seeds: u64) -> f64 {
     use rand::{Rng, SeedableRng};
     let value = [b'v'; 100];
     let mut key = Vec::new();
@@ -345,20 +358,46 @@ pub fn bare_crash_loop(seeds: u64) -> f64 {
     seeds as f64 / start.elapsed().as_secs_f64()
 }
 
+/// throughput-1k crash scenarios/s on one core, every check on, three ways: as the scenario is
+/// written (sampled: one crash point per seed, so a workload run per scenario) over `seeds`
+/// seeds; with prefix reuse (a crash point at every operation of one run) over `seeds / 200`;
+/// and exhaustive (every distinct state up to 64 at one point) over `seeds / 4`. A speed is only
+/// worth stating when the built-in engine passes: a violation is an error naming the mode.
+pub fn throughput_1k(s: &Scenario, seeds: u64) -> Result<[f64; 3], String> {
+    let mut reuse = s.clone();
+    reuse.faults.crash_points = CrashPoints::EveryOp;
+    let mut exhaustive = s.clone();
+    exhaustive.faults.states = States::Exhaustive { budget: 64 };
+    let config = s.engine_config()?;
+    let rate = |s: &Scenario, n: u64, mode: &str| {
+        let r = run_scenario::<Bitcask>(s, &config, 0..n, &|_| {});
+        match r.violations() {
+            0 => Ok(r.per_sec()),
+            v => Err(format!("{} ({mode}): {v} violations on the built-in engine", s.name)),
+        }
+    };
+    on_one_thread(|| {
+        Ok([
+            rate(s, seeds, "sampled")?,
+            rate(&reuse, (seeds / 200).max(1), "prefix reuse")?,
+            rate(&exhaustive, (seeds / 4).max(1), "exhaustive")?,
+        ])
+    })
+}
+
 /// The harness's own speed: throughput-1k crash scenarios/s on one core beside the bare crash
 /// loop; SimFs vs MemFs.
 fn speed(suite: &Path, quick: bool) -> Value {
     let seeds = if quick { 100 } else { 1_000 };
-    let per_sec = Scenario::load(&suite.join("throughput-1k.json")).ok().map(|s| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
-        let config = s.engine_config().unwrap_or_else(|_| Config::new(SyncStrategy::OSync));
-        let run = || run_scenario::<Bitcask>(&s, &config, 0..seeds, &|_| {}).per_sec();
-        pool.map_or_else(|_| run(), |p| p.install(run)).round()
-    });
+    let t1k = Scenario::load(&suite.join("throughput-1k.json"));
+    let modes = t1k.and_then(|s| throughput_1k(&s, seeds)).ok();
+    let per_sec = modes.map(|m| m[0].round());
     let bare = bare_crash_loop(if quick { 300 } else { 2_000 }).round();
     let (mem, sim) = (puts(MemFs::new()), puts(SimFs::with_profile(Profile::posix())));
     json!({
         "throughput_1k_scenarios_per_sec_per_core": per_sec,
+        "throughput_1k_prefix_reuse_per_sec_per_core": modes.map(|m| m[1].round()),
+        "throughput_1k_exhaustive_per_sec_per_core": modes.map(|m| m[2].round()),
         "bare_crash_loop_per_sec_per_core": bare,
         "checked_share_of_bare": per_sec.map(|p| (p / bare * 100.0).round() / 100.0),
         "engine_o_sync_puts_per_sec_memfs": mem.round(),
@@ -468,8 +507,10 @@ pub fn markdown(doc: &Value) -> String {
     let s = &doc["speed"];
     let _ = writeln!(
         m,
-        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on (target 5000)\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; the checked run is {} of it\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
+        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on, as the scenario is written: one crash point per seed, so a workload run per scenario (target 5000)\n- the same scenario with prefix reuse (a crash point at every operation of one run): {}/s; exhaustive (every distinct state up to 64 at one point per seed): {}/s\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; the sampled run is {} of it\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
         num(&s["throughput_1k_scenarios_per_sec_per_core"]),
+        num(&s["throughput_1k_prefix_reuse_per_sec_per_core"]),
+        num(&s["throughput_1k_exhaustive_per_sec_per_core"]),
         num(&s["bare_crash_loop_per_sec_per_core"]),
         num(&s["checked_share_of_bare"]),
         num(&s["engine_o_sync_puts_per_sec_memfs"]),

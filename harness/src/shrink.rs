@@ -36,7 +36,7 @@ pub struct Shrunk {
     pub faults: BTreeMap<u64, Fault>,
     /// `Some(budget)` when the state is from exhaustive enumeration.
     pub exhaustive: Option<u64>,
-    /// Workload operations in the original run.
+    /// Workload operations in the original seed (its whole plan).
     pub original_ops: usize,
 }
 
@@ -164,7 +164,7 @@ fn shrink_class<S: Subject>(
         };
     }
     let (_, _, _, detail) = sh.attempt(&focus)?;
-    let original_ops = detail.plan.len();
+    let original_ops = scenario.workload.ops as usize;
     let mut faults: BTreeMap<u64, Fault> = detail.fired.iter().copied().collect();
     let mut best = Focus { faults: Some(faults.clone()), ..focus };
     let (mut crash_op, mut state, mut message, mut detail) = sh.attempt(&best)?;

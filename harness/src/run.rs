@@ -242,11 +242,13 @@ fn live<S: Subject>(
     });
     let planned = picked.as_ref().map_or(scenario.workload.ops as usize, Vec::len);
     let segment = random.then(|| streams.points.random_range(0..=planned));
-    let drawn = picked.is_none().then(|| {
-        let plan = workload::plan(&scenario.workload, &mut streams.workload);
-        plan.enumerate().map(|(i, p)| (i as u32, p))
-    });
-    let plan = picked.into_iter().flatten().chain(drawn.into_iter().flatten());
+    let plan: Box<dyn Iterator<Item = (u32, workload::Planned)>> = match picked {
+        Some(picked) => Box::new(picked.into_iter()),
+        None => {
+            let drawn = workload::plan(&scenario.workload, &mut streams.workload);
+            Box::new(drawn.enumerate().map(|(i, p)| (i as u32, p)))
+        }
+    };
     let mut config_fs = sim_config(scenario, streams.fs_seed);
     if let Some(faults) = &focus.faults {
         config_fs.faults.at_ops = faults.clone();

@@ -52,12 +52,12 @@ impl State {
     }
 
     fn append(&mut self, key: &[u8], value: &[u8]) -> (u32, u32, u32) {
-        let len = |n: usize| u32::try_from(n).expect("a recovered state under 4 GiB");
-        let at = len(self.arena.len());
-        len(self.arena.len() + key.len() + value.len()); // the end stays addressable too
+        let at = self.arena.len();
         self.arena.extend_from_slice(key);
         self.arena.extend_from_slice(value);
-        (at, len(key.len()), len(value.len()))
+        // Spans are u32: the whole arena must stay addressable by one.
+        assert!(u32::try_from(self.arena.len()).is_ok(), "a recovered state of 4 GiB or more");
+        (at as u32, key.len() as u32, value.len() as u32)
     }
 
     /// Set `key` to `value` (replacing any value it had). In key order this is an append.

@@ -114,7 +114,7 @@ impl Keydir {
 
     /// Keys that are not tombstones.
     pub fn live(&self) -> usize {
-        self.table.iter().filter(|s| !s.entry.tombstone).count()
+        self.live_size().0
     }
 
     pub fn len(&self) -> usize {

@@ -419,6 +419,11 @@ pub fn collect(suite: &Path, scratch: &Path, quick: bool) -> Value {
     })
 }
 
+/// A markdown table row of `r`'s fields, open at the end: "| a | b | c".
+fn row(r: &Value, fields: &[&str]) -> String {
+    fields.iter().map(|f| format!("| {} ", num(&r[*f]))).collect::<String>().trim_end().to_string()
+}
+
 fn num(v: &Value) -> String {
     match v {
         // A rounded float reads as the whole number it is ("2284", not "2284.0").
@@ -476,33 +481,30 @@ pub fn markdown(doc: &Value) -> String {
     );
     m.push_str("| strategy | profile | crash | promised bound | states | violations | acked lost (mean) | acked lost (max) | loss window max (ms) |\n|---|---|---|---|---:|---:|---:|---:|---:|\n");
     for r in doc["simulated"]["rows"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            num(&r["strategy"]),
-            num(&r["profile"]),
-            num(&r["crash"]),
-            num(&r["promised_bound"]),
-            num(&r["crash_states"]),
-            num(&r["violations"]),
-            num(&r["acked_lost_mean"]),
-            num(&r["acked_lost_max"]),
-            num(&r["loss_window_max_ms"])
-        );
+        let cells = [
+            "strategy",
+            "profile",
+            "crash",
+            "promised_bound",
+            "crash_states",
+            "violations",
+            "acked_lost_mean",
+            "acked_lost_max",
+            "loss_window_max_ms",
+        ];
+        let _ = writeln!(m, "{} |", row(r, &cells));
     }
     m.push_str("\n## Known bugs: caught, and how fast\n\n| bug switch | scenario | class | seeds to first detection | seconds | shrunk to (ops) |\n|---|---|---|---:|---:|---:|\n");
     for r in doc["bugs"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {} | {} | {} of {} |",
-            num(&r["bug"]),
-            num(&r["scenario"]),
-            num(&r["class"]),
-            num(&r["seeds_to_first_detection"]),
-            num(&r["seconds_to_first_detection"]),
-            num(&r["shrunk_operations"]),
-            num(&r["original_operations"])
-        );
+        let cells = [
+            "bug",
+            "scenario",
+            "class",
+            "seeds_to_first_detection",
+            "seconds_to_first_detection",
+            "shrunk_operations",
+        ];
+        let _ = writeln!(m, "{} of {} |", row(r, &cells), num(&r["original_operations"]));
     }
     let s = &doc["speed"];
     let _ = writeln!(

@@ -683,6 +683,162 @@ impl CrashSpace {
     pub fn op(&self) -> u64 {
         self.op
     }
+
+    /// `state` as text, one character per piece then `/` and one per directory operation: `L`
+    /// landed, `-` lost, `G` garbage, `T<n>.` torn with n new bytes; `1` / `0` for a directory
+    /// operation. [`CrashSpace::decode`] reads it back, so a person can name one state exactly.
+    pub fn encode(&self, state: &CrashState) -> String {
+        let mut out = String::with_capacity(state.fates.len() + state.dir.len() + 1);
+        for fate in &state.fates {
+            match fate {
+                Fate::Landed => out.push('L'),
+                Fate::Lost => out.push('-'),
+                Fate::Garbage => out.push('G'),
+                Fate::Torn { new_bytes } => out.push_str(&format!("T{new_bytes}.")),
+            }
+        }
+        out.push('/');
+        out.extend(state.dir.iter().map(|d| if *d { '1' } else { '0' }));
+        out
+    }
+
+    /// Read a state written by [`CrashSpace::encode`], refusing one this space cannot produce:
+    /// wrong lengths, a fate a piece cannot have, or (without `reorder` / with ordered directory
+    /// operations) a landed piece after a lost one.
+    pub fn decode(&self, text: &str) -> Result<CrashState, String> {
+        let (pieces, dir) = text
+            .split_once('/')
+            .ok_or("a crash state has a '/' between pieces and directory operations")?;
+        let mut fates = Vec::new();
+        let mut chars = pieces.chars();
+        while let Some(c) = chars.next() {
+            fates.push(match c {
+                'L' => Fate::Landed,
+                '-' => Fate::Lost,
+                'G' => Fate::Garbage,
+                'T' => {
+                    let digits: String = chars.by_ref().take_while(|c| *c != '.').collect();
+                    let new_bytes =
+                        digits.parse().map_err(|_| format!("bad torn fate T{digits}"))?;
+                    Fate::Torn { new_bytes }
+                }
+                other => return Err(format!("bad fate {other:?} (expected L, -, G or T<n>.)")),
+            });
+        }
+        let dir = dir
+            .chars()
+            .map(|c| match c {
+                '1' => Ok(true),
+                '0' => Ok(false),
+                other => Err(format!("bad directory fate {other:?} (expected 1 or 0)")),
+            })
+            .collect::<Result<Vec<bool>, String>>()?;
+        if fates.len() != self.piece_count || dir.len() != self.dir.len() {
+            return Err(format!(
+                "the state has {} pieces and {} directory operations; this crash point has {} and {}",
+                fates.len(),
+                dir.len(),
+                self.piece_count,
+                self.dir.len()
+            ));
+        }
+        let state = CrashState { fates, dir };
+        for f in &self.files {
+            let fates = &state.fates[f.first..f.first + f.pieces.len()];
+            for (piece, fate) in f.pieces.iter().zip(fates) {
+                let ok = match fate {
+                    Fate::Lost => true,
+                    Fate::Torn { new_bytes } => {
+                        piece.kind == PieceKind::Data
+                            && u64::from(*new_bytes) < piece.end - piece.start
+                            && self.torn(piece, 1).iter().any(|t| matches!(t, Fate::Torn { .. }))
+                    }
+                    f => self.landing(piece).contains(f) || self.torn(piece, 1).contains(f),
+                };
+                if !ok {
+                    return Err(format!(
+                        "fate {fate:?} is not possible for {}",
+                        self.piece_name(f, piece)
+                    ));
+                }
+            }
+            if !self.profile().reorder {
+                let landed = f
+                    .pieces
+                    .iter()
+                    .zip(fates)
+                    .take_while(|(p, f)| self.landing(p)[0] == **f)
+                    .count();
+                if fates.iter().skip(landed + 1).any(|f| *f != Fate::Lost) {
+                    return Err("without reorder a file's pieces land as a prefix".into());
+                }
+            }
+        }
+        if self.profile().dir_ops == DirOps::Ordered {
+            let landed = state.dir.iter().take_while(|d| **d).count();
+            if state.dir[landed..].iter().any(|d| *d) {
+                return Err("ordered directory operations land as a prefix".into());
+            }
+        }
+        Ok(state)
+    }
+
+    fn piece_name(&self, f: &FilePieces, piece: &Piece) -> String {
+        let name =
+            self.after.name_of(f.ino).map_or_else(|| format!("inode {}", f.ino), |n| n.to_string());
+        format!("{name} bytes {}..{}", piece.start, piece.end)
+    }
+
+    /// What `state` dropped, as the units a shrinker can give back one at a time: each piece not
+    /// landed plainly (lost, torn or garbage) and each lost directory operation, in order.
+    pub fn dropped(&self, state: &CrashState) -> Vec<Dropped> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            for (i, piece) in f.pieces.iter().enumerate() {
+                if state.fates[f.first + i] != self.landing(piece)[0] {
+                    out.push(Dropped::Piece(f.first + i));
+                }
+            }
+        }
+        out.extend((0..self.dir.len()).filter(|d| !state.dir[*d]).map(Dropped::Dir));
+        out
+    }
+
+    /// `state` with every unit in `give_back` landed plainly, and whatever the profile needs
+    /// landed with it so the result is still a state this space can produce (without reorder,
+    /// the pieces before it in its file; with ordered directory operations, the ones before it).
+    pub fn give_back(&self, state: &CrashState, give_back: &[Dropped]) -> CrashState {
+        let mut out = state.clone();
+        for unit in give_back {
+            match *unit {
+                Dropped::Piece(index) => {
+                    let f = self
+                        .files
+                        .iter()
+                        .find(|f| index < f.first + f.pieces.len())
+                        .expect("piece index inside the space");
+                    let from = if self.profile().reorder { index } else { f.first };
+                    for i in from..=index {
+                        out.fates[i] = self.landing(&f.pieces[i - f.first])[0];
+                    }
+                }
+                Dropped::Dir(index) => {
+                    let from = if self.profile().dir_ops == DirOps::Ordered { 0 } else { index };
+                    out.dir[from..=index].fill(true);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One unit of unsynced state a crash state dropped (see [`CrashSpace::dropped`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dropped {
+    /// A piece, by its index in the state.
+    Piece(usize),
+    /// A directory operation, by its index.
+    Dir(usize),
 }
 
 fn garbage(len: usize, seed: u64) -> Vec<u8> {
@@ -772,5 +928,53 @@ mod tests {
         let mut prefix = after.clone();
         prefix.set_len(before.len());
         assert!(prefix.same_pages(&before), "only the tail page was copied");
+    }
+}
+
+#[cfg(test)]
+mod state_text {
+    use crate::vfs::{OpenOptions, Vfs, VfsFile};
+    use crate::{Dropped, Profile, SimFs};
+
+    /// A state written as text reads back as itself; a state the profile cannot produce is
+    /// refused; giving dropped units back lands them (and, without reorder, what precedes them).
+    #[test]
+    fn states_round_trip_as_text_and_shrink_by_giving_back() {
+        for profile in [Profile::posix(), Profile::ext4_ordered()] {
+            let fs = SimFs::with_profile(profile.clone());
+            let f = fs.open("log", OpenOptions::create()).unwrap();
+            f.write_all_at(&[7u8; 1500], 0).unwrap();
+            let space = fs.crash_point_now().power_cut_space();
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+            for _ in 0..50 {
+                let state = space.sample(&mut rng);
+                let text = space.encode(&state);
+                assert_eq!(space.decode(&text).unwrap(), state, "{text}");
+                let dropped = space.dropped(&state);
+                let back = space.give_back(&state, &dropped);
+                assert!(space.dropped(&back).is_empty(), "{}", space.encode(&back));
+            }
+            assert!(space.decode("L/").is_err(), "wrong length");
+            let nothing = space.nothing_landed();
+            assert_eq!(space.dropped(&nothing).len(), space.piece_count() + space.dir_op_count());
+            let last = space.piece_count() - 1;
+            let one = space.give_back(&nothing, &[Dropped::Piece(last)]);
+            let landed = space.piece_count()
+                - space.dropped(&one).iter().filter(|d| matches!(d, Dropped::Piece(_))).count();
+            assert_eq!(
+                landed,
+                if profile.reorder { 1 } else { space.piece_count() },
+                "{}",
+                profile.base
+            );
+            if !profile.reorder {
+                let mut text = space.encode(&nothing);
+                text.replace_range(last..=last, "L");
+                assert!(
+                    space.decode(&text).is_err(),
+                    "a landed piece after a lost one without reorder"
+                );
+            }
+        }
     }
 }

@@ -30,7 +30,9 @@ mod sim;
 mod trace;
 mod vfs;
 
-pub use crash::{Coverage, CrashPoint, CrashSpace, CrashState, Fate, InFlight, image_hash};
+pub use crash::{
+    Coverage, CrashPoint, CrashSpace, CrashState, Dropped, Fate, InFlight, image_hash,
+};
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use mem::{MemFile, MemFs};
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};

@@ -46,6 +46,12 @@ enum Command {
     /// Write the durability report (durability.{json,md,html}): each strategy's speed on this
     /// disk beside its crash-tested loss, the known-bug table, the harness's speed.
     Report(ReportArgs),
+    /// Run an unmodified program under strace and record what it does to one directory, with
+    /// its acknowledgements, as a trace of logical file operations.
+    Trace(crate::blackbox::cmd::TraceArgs),
+    /// Crash-test a traced program: every distinct crash state of its trace, materialized into
+    /// a directory, checked by the program's own recovery, judged against its acknowledgements.
+    Explore(crate::blackbox::cmd::ExploreArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -826,6 +832,8 @@ pub fn main() -> i32 {
         Command::Merge(args) => merge_cmd(args),
         Command::List => list(),
         Command::Report(args) => report(args),
+        Command::Trace(args) => crate::blackbox::cmd::trace(args).map_err(BadInput),
+        Command::Explore(args) => crate::blackbox::cmd::explore_cmd(args).map_err(BadInput),
     });
     match outcome {
         Ok(Ok(false)) => 0,

@@ -12,6 +12,7 @@
 //! Determinism: a seed's outcome depends only on the scenario, the seed and the binary. Seeds run
 //! in parallel but nothing is shared between them, and results are ordered by seed.
 
+pub mod blackbox;
 pub mod bugs;
 pub mod cli;
 pub mod oracle;

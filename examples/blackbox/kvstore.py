@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""A small append-only key-value store, written to be crash-tested by `powercut explore`.
+
+Records go to segment files seg-NNNNNN.log, a new segment every 4 records. A record is
+    crc32 (4 bytes, over the rest) | key length (2) | value length (4, 0xFFFFFFFF: delete) | key | value
+and a put is acknowledged (a line "ACK {json}" on stdout) only once it is durable.
+
+    kvstore.py DIR load N [--variant V]     put N keys (every fifth also deletes an older key)
+    kvstore.py DIR recover [--variant V]    print the recovered state as JSON lines
+
+Variants, each with one classic mistake (the correct one has none):
+    correct       fsync each record; fsync the directory after creating a segment; CRC on read
+    no-fsync      acknowledges records that are only in the page cache
+    no-dir-fsync  never fsyncs the directory, so a new segment's name may vanish at a power cut
+    no-crc        recovery trusts the lengths and skips the CRC check, so it serves torn records
+"""
+import json
+import os
+import struct
+import sys
+import zlib
+
+HEADER = struct.Struct("<IHI")
+DELETE = 0xFFFFFFFF
+PER_SEGMENT = 4
+VARIANTS = ("correct", "no-fsync", "no-dir-fsync", "no-crc")
+
+
+def segment_name(n):
+    return "seg-%06d.log" % n
+
+
+def encode(key, value):
+    k = key.encode()
+    v = b"" if value is None else value.encode()
+    body = struct.pack("<HI", len(k), DELETE if value is None else len(v)) + k + v
+    return struct.pack("<I", zlib.crc32(body)) + body
+
+
+def load(d, n, variant):
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    fd = None
+    for i in range(n):
+        if i % PER_SEGMENT == 0:
+            if fd is not None:
+                os.close(fd)
+            fd = os.open(os.path.join(d, segment_name(i // PER_SEGMENT)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if variant != "no-dir-fsync":
+                os.fsync(dfd)
+        ops = [("k%d" % i, "value-%d-%s" % (i, "x" * (i * 37 % 90)))]
+        if i % 5 == 4:
+            ops.append(("k%d" % (i - 3), None))
+        # Each record is its own acknowledged operation: two records are not atomic together.
+        for key, value in ops:
+            os.write(fd, encode(key, value))
+            if variant != "no-fsync":
+                os.fsync(fd)
+            print("ACK " + json.dumps({key: value}), flush=True)
+    os.close(fd)
+    os.close(dfd)
+
+
+def recover(d, variant):
+    state = {}
+    names = sorted(f for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".log"))
+    for name in names:
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read()
+        at = 0
+        while at + HEADER.size <= len(data):
+            crc, klen, vlen = HEADER.unpack_from(data, at)
+            size = HEADER.size + klen + (0 if vlen == DELETE else vlen)
+            if at + size > len(data):
+                break  # a torn tail: the record never finished
+            body = data[at + 4 : at + size]
+            if variant != "no-crc" and zlib.crc32(body) != crc:
+                break  # a torn or garbage record: the log ends here
+            key = body[6 : 6 + klen].decode("utf-8", "replace")
+            if vlen == DELETE:
+                state.pop(key, None)
+            else:
+                state[key] = body[6 + klen :].decode("utf-8", "replace")
+            at += size
+    for key in sorted(state):
+        print(json.dumps({"key": key, "value": state[key]}))
+
+
+def main(argv):
+    variant = "correct"
+    if "--variant" in argv:
+        i = argv.index("--variant")
+        variant = argv[i + 1]
+        del argv[i : i + 2]
+    if variant not in VARIANTS or len(argv) < 2:
+        sys.exit(__doc__)
+    if argv[1] == "load":
+        load(argv[0], int(argv[2]), variant)
+    elif argv[1] == "recover":
+        recover(argv[0], variant)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,751 @@
+//! Exploring a trace: replay it into SimFs with a crash point at every operation, draw crash
+//! states from each with the same persistence profile and knobs as any powercut run, keep the
+//! distinct ones, materialize each into a directory, run the user's check on it, and judge.
+//!
+//! The oracle. Acknowledgement texts that are JSON objects (`{"key": "value", "gone": null}`)
+//! are atomic groups of puts and deletes; S_0 is what the check prints for the directory as it
+//! was before the program ran, S_i that plus the first i groups. At a crash point after `a`
+//! acknowledgements, a state the check prints must be some S_j with j >= a (the acknowledged
+//! groups survived, and any later ones in flight may have) — or with `--promise none`, any S_j.
+//! A check that exits non-zero, hangs past its timeout or prints what no S_j holds fails.
+
+use super::trace::{Trace, TraceOp};
+use faultfs::{
+    CrashPoint, CrashSpace, CrashState, Dropped, EioSemantics, Fault, FaultPlan, OpenOptions,
+    Profile, SimConfig, SimFile, SimFs, Vfs, VfsFile, image_hash,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What an acknowledgement promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Promise {
+    /// Acknowledged groups survive a power cut.
+    Durable,
+    /// Nothing: a recovered state need only be some prefix of the history.
+    None,
+}
+
+/// How to explore.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub profile: Profile,
+    pub seed: u64,
+    /// Most distinct crash states checked.
+    pub budget: usize,
+    /// Distinct states enumerated per crash point (nearest "nothing landed" first).
+    pub per_point: u64,
+    /// Seeded random states drawn per crash point, beside the enumerated ones.
+    pub sampled: u32,
+    /// The check command, `{dir}` standing for the crash state's directory.
+    pub check: String,
+    pub timeout: Duration,
+    pub jobs: usize,
+    pub promise: Promise,
+    /// Give up shrinking after this many check runs.
+    pub shrink_runs: usize,
+    /// Where crash states are materialized (each in its own subdirectory, removed after).
+    pub scratch: PathBuf,
+}
+
+/// The trace replayed: a crash point at every file operation.
+pub struct Replayed {
+    /// (crash point, index of the trace operation in flight (`ops.len()`: after the last), acks
+    /// completed before it).
+    pub points: Vec<(CrashPoint, usize, usize)>,
+}
+
+impl std::fmt::Debug for Replayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replayed({} crash points)", self.points.len())
+    }
+}
+
+/// Replay `trace` into a SimFs with `profile`, capturing a crash point as each operation starts
+/// and one after the last. An fsync that failed in the trace fails in SimFs too, with `linux`
+/// semantics (the dirty pages are marked clean and never reach the disk).
+pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, String> {
+    let fs = SimFs::new(SimConfig::new(profile.clone()).seed(seed));
+    let err = |i: usize, e: std::io::Error| {
+        format!("trace operation {} ({:?}): {e}", i + 1, trace.ops[i])
+    };
+    let mut initial = false;
+    for (i, op) in trace.ops.iter().enumerate() {
+        if let TraceOp::Initial { name, data } = op {
+            let f = fs.open(name, OpenOptions::create()).map_err(|e| err(i, e))?;
+            f.write_all_at(&data.0, 0).map_err(|e| err(i, e))?;
+            f.sync_all().map_err(|e| err(i, e))?;
+            initial = true;
+        }
+    }
+    if initial {
+        fs.sync_dir().map_err(|e| format!("initial directory: {e}"))?;
+    }
+    let first = fs.op_count() + 1;
+    fs.capture_at(first..first + trace.ops.len() as u64 + 1);
+    let mut faults = FaultPlan::none().semantics(EioSemantics::Linux);
+    let mut files: BTreeMap<u32, SimFile> = BTreeMap::new();
+    let mut at_op: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    let mut acks = 0usize;
+    for (i, op) in trace.ops.iter().enumerate() {
+        // The operation in flight at a crash point is the next one SimFs numbers: an
+        // acknowledgement, a close or an unmodelled mkdir is not one.
+        if !matches!(
+            op,
+            TraceOp::Ack { .. }
+                | TraceOp::Close { .. }
+                | TraceOp::Initial { .. }
+                | TraceOp::Mkdir { .. }
+                | TraceOp::Rmdir { .. }
+        ) {
+            at_op.entry(fs.op_count() + 1).or_insert((i, acks));
+        }
+        let file = |f: &u32| {
+            files.get(f).ok_or_else(|| format!("trace operation {}: file {f} is not open", i + 1))
+        };
+        match op {
+            TraceOp::Initial { .. } | TraceOp::Mkdir { .. } | TraceOp::Rmdir { .. } => {}
+            TraceOp::Ack { .. } => acks += 1,
+            TraceOp::Open { file, name, create, excl, truncate, sync } => {
+                let options = OpenOptions {
+                    create: *create || *excl,
+                    create_new: *excl,
+                    truncate: *truncate,
+                    sync: (*sync).into(),
+                };
+                files.insert(*file, fs.open(name, options).map_err(|e| err(i, e))?);
+            }
+            TraceOp::Write { file: f, offset, data } => {
+                file(f)?.write_all_at(&data.0, *offset).map_err(|e| err(i, e))?
+            }
+            TraceOp::SetLen { file: f, len } => file(f)?.set_len(*len).map_err(|e| err(i, e))?,
+            TraceOp::Fsync { file: f } => file(f)?.sync_all().map_err(|e| err(i, e))?,
+            TraceOp::Fdatasync { file: f } => file(f)?.sync_data().map_err(|e| err(i, e))?,
+            TraceOp::SyncDir => fs.sync_dir().map_err(|e| err(i, e))?,
+            TraceOp::SyncFailed { file: f } => {
+                faults = faults.at(fs.op_count() + 1, Fault::SyncEio);
+                fs.set_faults(faults.clone());
+                let result = match f {
+                    Some(f) => file(f)?.sync_all(),
+                    None => fs.sync_dir(),
+                };
+                if result.is_ok() {
+                    return Err(format!(
+                        "trace operation {}: the injected fsync failure did not fire",
+                        i + 1
+                    ));
+                }
+            }
+            TraceOp::Rename { from, to } => fs.rename(from, to).map_err(|e| err(i, e))?,
+            TraceOp::Remove { name } => fs.remove(name).map_err(|e| err(i, e))?,
+            TraceOp::Link { from, to } => {
+                return Err(format!(
+                    "trace operation {}: link {from} -> {to}: hard links are not modelled",
+                    i + 1
+                ));
+            }
+            TraceOp::Close { file } => {
+                files.remove(file);
+            }
+        }
+    }
+    let mut points: Vec<(CrashPoint, usize, usize)> = fs
+        .take_crash_points()
+        .into_iter()
+        .filter_map(|p| at_op.get(&p.op()).map(|(i, a)| (p, *i, *a)))
+        .collect();
+    points.push((fs.crash_point_now(), trace.ops.len(), acks));
+    Ok(Replayed { points })
+}
+
+/// One crash state to check: a point (index into `Replayed::points`) and the state there.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub point: usize,
+    pub state: CrashState,
+    /// Nothing or everything landed: the prefix states every point contributes first.
+    pub prefix: bool,
+}
+
+/// The distinct crash states of a replayed trace, at most `budget`: first the "nothing landed"
+/// and "everything landed" states of every point, then the enumerated and sampled ones, a seeded
+/// random choice when there are more than the budget; in crash-point order. Also returns the
+/// candidates generated.
+pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
+    let mut seen = BTreeSet::new();
+    let mut prefix = Vec::new();
+    let mut rest = Vec::new();
+    let mut generated = 0u64;
+    for (pi, (point, _, _)) in replayed.points.iter().enumerate() {
+        let space = point.power_cut_space();
+        let mut add = |state: CrashState, image: Option<SimFs>, generated: &mut u64| {
+            *generated += 1;
+            let image = image.unwrap_or_else(|| space.materialize(&state));
+            if seen.insert(image_hash(&image)) {
+                let is_prefix =
+                    state == space.nothing_landed() || state == space.everything_landed();
+                let c = Candidate { point: pi, state, prefix: is_prefix };
+                if is_prefix { prefix.push(c) } else { rest.push(c) }
+            }
+        };
+        let mut found = Vec::new();
+        space.explore(o.per_point, |s, image| found.push((s.clone(), image)));
+        for (s, image) in found {
+            add(s, Some(image), &mut generated);
+        }
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(o.seed ^ (pi as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for _ in 0..o.sampled {
+            add(space.sample(&mut rng), None, &mut generated);
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    for list in [&mut prefix, &mut rest] {
+        list.shuffle(&mut rng);
+    }
+    let mut chosen: Vec<Candidate> = prefix.into_iter().chain(rest).take(o.budget).collect();
+    chosen.sort_by_key(|c| c.point);
+    (chosen, generated)
+}
+
+/// What one check run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRun {
+    pub exit: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Write `image` into a fresh directory `dir`.
+pub fn materialize_into(image: &SimFs, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for name in image.names() {
+        let data = image.contents(&name).unwrap_or_default();
+        let path = dir.join(&name);
+        std::fs::write(&path, data).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Run the check command on `dir`, killing its process group at the timeout.
+pub fn run_check(check: &str, dir: &Path, timeout: Duration) -> Result<CheckRun, String> {
+    use std::os::unix::process::CommandExt;
+    let command = check.replace("{dir}", &shell_quote(&dir.display().to_string()));
+    let out = dir.with_extension("out");
+    let err = dir.with_extension("err");
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .stdin(Stdio::null())
+        .stdout(file(&out)?)
+        .stderr(file(&err)?)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("sh -c {command:?}: {e}"))?;
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for the check: {e}"))? {
+            break (Some(status), false);
+        }
+        if start.elapsed() > timeout {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    };
+    let read = |p: &Path| {
+        let mut s = String::new();
+        let _ = std::fs::File::open(p)
+            .and_then(|mut f| f.by_ref().take(1 << 20).read_to_string(&mut s));
+        let _ = std::fs::remove_file(p);
+        s
+    };
+    Ok(CheckRun {
+        exit: status.and_then(|s| s.code()),
+        timed_out,
+        stdout: read(&out),
+        stderr: read(&err),
+    })
+}
+
+/// A key → value state (`None`: absent).
+type KvState = BTreeMap<String, String>;
+
+/// The oracle's view of the acknowledgements.
+#[derive(Clone, Debug)]
+pub struct History {
+    /// Each acknowledged group: key → new value (`None`: deleted). Empty when the acks are not
+    /// JSON (then only the check's exit status is judged).
+    pub groups: Vec<BTreeMap<String, Option<String>>>,
+    pub judges_state: bool,
+    /// The program changed files after its last acknowledgement (it died mid-operation, say):
+    /// that operation is in flight at every later crash point but was never acknowledged, so
+    /// its keys are unknown and a key no acknowledgement names is not judged there.
+    pub unacknowledged_tail: bool,
+}
+
+impl History {
+    /// Read the acknowledgements of `trace`: all JSON objects (state is judged), or none.
+    pub fn of(trace: &Trace) -> Result<History, String> {
+        let texts: Vec<&String> = trace
+            .ops
+            .iter()
+            .filter_map(|o| if let TraceOp::Ack { text } = o { Some(text) } else { None })
+            .collect();
+        let parsed: Vec<Option<BTreeMap<String, Option<String>>>> =
+            texts.iter().map(|t| serde_json::from_str(t).ok()).collect();
+        let good = parsed.iter().filter(|p| p.is_some()).count();
+        if good > 0 && good < parsed.len() {
+            let bad = parsed.iter().position(Option::is_none).unwrap_or(0);
+            return Err(format!(
+                "acknowledgement {} ({:?}) is not a JSON object of key -> string or null, but others are",
+                bad + 1,
+                texts[bad]
+            ));
+        }
+        let last_ack = trace.ops.iter().rposition(|o| matches!(o, TraceOp::Ack { .. }));
+        let unacknowledged_tail = trace.ops[last_ack.map_or(0, |i| i + 1)..].iter().any(|o| {
+            matches!(
+                o,
+                TraceOp::Write { .. }
+                    | TraceOp::SetLen { .. }
+                    | TraceOp::Rename { .. }
+                    | TraceOp::Remove { .. }
+            )
+        });
+        Ok(History {
+            judges_state: good > 0,
+            groups: parsed.into_iter().flatten().collect(),
+            unacknowledged_tail,
+        })
+    }
+
+    fn states(&self, base: &KvState) -> Vec<KvState> {
+        let mut out = vec![base.clone()];
+        for g in &self.groups {
+            let mut s = out.last().cloned().unwrap_or_default();
+            for (k, v) in g {
+                match v {
+                    Some(v) => s.insert(k.clone(), v.clone()),
+                    None => s.remove(k),
+                };
+            }
+            out.push(s);
+        }
+        out
+    }
+}
+
+/// Parse a check's stdout as key/value JSON lines.
+pub fn parse_state(stdout: &str) -> Result<KvState, String> {
+    let mut state = KvState::new();
+    for (i, line) in stdout.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("check output line {}: {e}: {line}", i + 1))?;
+        match (v.get("key").and_then(|k| k.as_str()), v.get("value").and_then(|k| k.as_str())) {
+            (Some(k), Some(val)) => {
+                state.insert(k.to_string(), val.to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "check output line {}: expected {{\"key\": string, \"value\": string}}: {line}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// A failed check, classed like powercut's own checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `durability`, `validity`, `ordering`, `recovery-failed`, `hang` or `check-output`.
+    pub class: &'static str,
+    pub why: String,
+}
+
+/// Judge one check run at a point after `acked` acknowledgements.
+pub fn judge(
+    run: &CheckRun,
+    history: &History,
+    expected: &[KvState],
+    acked: usize,
+    promise: Promise,
+) -> Option<Verdict> {
+    if run.timed_out {
+        return Some(Verdict {
+            class: "hang",
+            why: "the check did not finish before its timeout".into(),
+        });
+    }
+    if run.exit != Some(0) {
+        let tail: String = run
+            .stderr
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
+        return Some(Verdict {
+            class: "recovery-failed",
+            why: format!("the check exited {:?}: {tail}", run.exit),
+        });
+    }
+    if !history.judges_state {
+        return None;
+    }
+    let mut observed = match parse_state(&run.stdout) {
+        Ok(s) => s,
+        Err(e) => return Some(Verdict { class: "check-output", why: e }),
+    };
+    if history.unacknowledged_tail && acked >= history.groups.len() {
+        observed.retain(|k, _| {
+            expected.iter().any(|s| s.contains_key(k))
+                || history.groups.iter().any(|g| g.contains_key(k))
+        });
+    }
+    let from = if promise == Promise::Durable { acked.min(expected.len() - 1) } else { 0 };
+    if expected[from..].contains(&observed) {
+        return None;
+    }
+    let keys: BTreeSet<&String> =
+        expected.iter().flat_map(|s| s.keys()).chain(observed.keys()).collect();
+    for k in &keys {
+        let got = observed.get(*k);
+        if !expected.iter().any(|s| s.get(*k) == got) {
+            let got = got.map_or("absent".to_string(), |v| format!("{v:?}"));
+            return Some(Verdict {
+                class: "validity",
+                why: format!("key {k:?} is {got}, which no acknowledged history gives"),
+            });
+        }
+    }
+    if promise == Promise::Durable {
+        for k in &keys {
+            let got = observed.get(*k);
+            if !expected[from..].iter().any(|s| s.get(*k) == got) {
+                let want =
+                    expected[from].get(*k).map_or("absent".to_string(), |v| format!("{v:?}"));
+                let got = got.map_or("absent".to_string(), |v| format!("{v:?}"));
+                return Some(Verdict {
+                    class: "durability",
+                    why: format!(
+                        "key {k:?} is {got}; after {acked} acknowledgements it must be {want} (or a later value)"
+                    ),
+                });
+            }
+        }
+    }
+    Some(Verdict {
+        class: "ordering",
+        why: "every value was written, but the state is no prefix of the acknowledged history"
+            .into(),
+    })
+}
+
+/// A failing crash state.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub point: usize,
+    /// The crash state, as `<crash point op>:<encoded state>`.
+    pub id: String,
+    pub verdict: Verdict,
+    pub run: CheckRun,
+    /// What the crash dropped (pieces and directory operations not landed).
+    pub dropped: Vec<String>,
+}
+
+/// Everything an exploration found.
+#[derive(Clone, Debug)]
+pub struct Exploration {
+    pub points: usize,
+    pub candidates: u64,
+    pub checked: usize,
+    pub failures: Vec<Failure>,
+    /// The first failure shrunk: earliest crash point, fewest dropped units; and the check runs
+    /// it took.
+    pub shrunk: Option<(Failure, usize)>,
+    pub seconds: f64,
+    /// Time inside check processes, summed over runs (can exceed `seconds` with several jobs).
+    pub check_seconds: f64,
+}
+
+/// A state's id: the crash point's operation number and the encoded state.
+pub fn state_id(space: &CrashSpace, state: &CrashState) -> String {
+    format!("{}:{}", space.op(), space.encode(state))
+}
+
+/// Find the crash point and state an id names.
+pub fn find_state(replayed: &Replayed, id: &str) -> Result<(usize, CrashState), String> {
+    let (op, encoded) =
+        id.split_once(':').ok_or_else(|| format!("state {id:?}: expected <op>:<state>"))?;
+    let op: u64 =
+        op.parse().map_err(|_| format!("state {id:?}: {op:?} is not an operation number"))?;
+    let point = replayed
+        .points
+        .iter()
+        .position(|(p, _, _)| p.op() == op)
+        .ok_or_else(|| format!("state {id:?}: no crash point at operation {op}"))?;
+    let state = replayed.points[point]
+        .0
+        .power_cut_space()
+        .decode(encoded)
+        .map_err(|e| format!("state {id:?}: {e}"))?;
+    Ok((point, state))
+}
+
+struct Ctx<'a> {
+    replayed: &'a Replayed,
+    history: History,
+    expected: Vec<KvState>,
+    o: &'a Options,
+}
+
+/// What a check run needs, shareable across the threads that run checks.
+struct Judge<'a> {
+    history: &'a History,
+    expected: &'a [KvState],
+    o: &'a Options,
+}
+
+impl Judge<'_> {
+    fn run(&self, dir: &Path, acked: usize) -> Result<(CheckRun, Option<Verdict>, f64), String> {
+        let start = Instant::now();
+        let run = run_check(&self.o.check, dir, self.o.timeout);
+        let took = start.elapsed().as_secs_f64();
+        let _ = std::fs::remove_dir_all(dir);
+        let run = run?;
+        let verdict = judge(&run, self.history, self.expected, acked, self.o.promise);
+        Ok((run, verdict, took))
+    }
+}
+
+impl Ctx<'_> {
+    /// Materialize a state into the scratch directory `n` (SimFs images stay on this thread).
+    fn prepare(
+        &self,
+        point: usize,
+        state: &CrashState,
+        n: usize,
+    ) -> Result<(PathBuf, usize), String> {
+        let (p, _, acked) = &self.replayed.points[point];
+        let image = p.power_cut_space().materialize(state);
+        let dir = self.o.scratch.join(format!("state-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        materialize_into(&image, &dir)?;
+        Ok((dir, *acked))
+    }
+
+    fn judge(&self) -> Judge<'_> {
+        Judge { history: &self.history, expected: &self.expected, o: self.o }
+    }
+
+    fn check(
+        &self,
+        point: usize,
+        state: &CrashState,
+        n: usize,
+    ) -> Result<(CheckRun, Option<Verdict>, f64), String> {
+        let (dir, acked) = self.prepare(point, state, n)?;
+        self.judge().run(&dir, acked)
+    }
+
+    fn failure(
+        &self,
+        point: usize,
+        state: &CrashState,
+        run: CheckRun,
+        verdict: Verdict,
+    ) -> Failure {
+        let space = self.replayed.points[point].0.power_cut_space();
+        let dropped = space
+            .describe(state)
+            .into_iter()
+            .filter(|l| !l.rsplit(": ").next().unwrap_or("").starts_with("landed"))
+            .collect();
+        Failure { point, id: state_id(&space, state), verdict, run, dropped }
+    }
+
+    /// Give dropped units back, half the remaining ones at a time then one by one, keeping each
+    /// step that still fails the same way.
+    fn shrink(&self, first: &Failure, state: &CrashState) -> Result<(Failure, usize), String> {
+        let space = self.replayed.points[first.point].0.power_cut_space();
+        let mut best = (state.clone(), first.run.clone(), first.verdict.clone());
+        let mut runs = 0;
+        let mut chunk = space.dropped(state).len().max(1);
+        while runs < self.o.shrink_runs {
+            let units = space.dropped(&best.0);
+            if units.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for part in units.chunks(chunk.min(units.len())) {
+                if runs >= self.o.shrink_runs {
+                    break;
+                }
+                let candidate = space.give_back(&best.0, part as &[Dropped]);
+                runs += 1;
+                let (run, verdict, _) = self.check(first.point, &candidate, usize::MAX - runs)?;
+                if let Some(v) = verdict.filter(|v| v.class == first.verdict.class) {
+                    best = (candidate, run, v);
+                    progressed = true;
+                    break;
+                }
+            }
+            if !progressed {
+                if chunk == 1 {
+                    break;
+                }
+                chunk = chunk.div_ceil(2);
+            }
+        }
+        Ok((self.failure(first.point, &best.0, best.1, best.2), runs))
+    }
+}
+
+/// Explore `trace`: generate, check and judge its crash states; shrink the first failure.
+pub fn explore(trace: &Trace, o: &Options) -> Result<Exploration, String> {
+    let start = Instant::now();
+    let history = History::of(trace)?;
+    let replayed = replay(trace, &o.profile, o.seed)?;
+    let (chosen, candidates) = states(&replayed, o);
+    std::fs::create_dir_all(&o.scratch).map_err(|e| format!("{}: {e}", o.scratch.display()))?;
+    // S_0: what the check sees in the directory as it was before the program ran.
+    let base = {
+        let (p, _, _) = &replayed.points[0];
+        let dir = o.scratch.join("before");
+        let _ = std::fs::remove_dir_all(&dir);
+        materialize_into(
+            &p.power_cut_space().materialize(&p.power_cut_space().nothing_landed()),
+            &dir,
+        )?;
+        let run = run_check(&o.check, &dir, o.timeout)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        if run.timed_out || run.exit != Some(0) {
+            return Err(format!(
+                "the check fails on the directory as it was before the program ran (exit {:?}{}): {}",
+                run.exit,
+                if run.timed_out { ", timed out" } else { "" },
+                run.stderr.trim()
+            ));
+        }
+        if history.judges_state { parse_state(&run.stdout)? } else { KvState::new() }
+    };
+    let expected = history.states(&base);
+    let ctx = Ctx { replayed: &replayed, history, expected, o };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(o.jobs.max(1))
+        .build()
+        .map_err(|e| format!("thread pool: {e}"))?;
+    // Materialize a batch on this thread, check it on the pool, and so on: a few states on
+    // disk at a time, results in state order.
+    let judge = ctx.judge();
+    let mut results = Vec::with_capacity(chosen.len());
+    let batch = o.jobs.max(1) * 8;
+    for (b, group) in chosen.chunks(batch).enumerate() {
+        let dirs = group
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ctx.prepare(c.point, &c.state, b * batch + i))
+            .collect::<Result<Vec<_>, String>>()?;
+        results.extend(pool.install(|| {
+            dirs.par_iter().map(|(dir, acked)| judge.run(dir, *acked)).collect::<Vec<_>>()
+        }));
+    }
+    let mut failures = Vec::new();
+    let mut check_seconds = 0.0;
+    let mut first_state = None;
+    for (c, r) in chosen.iter().zip(results) {
+        let (run, verdict, took) = r?;
+        check_seconds += took;
+        if let Some(v) = verdict {
+            if first_state.is_none() {
+                first_state = Some(c.state.clone());
+            }
+            failures.push(ctx.failure(c.point, &c.state, run, v));
+        }
+    }
+    let shrunk = match (failures.first(), first_state) {
+        (Some(f), Some(s)) => Some(ctx.shrink(f, &s)?),
+        _ => None,
+    };
+    let _ = std::fs::remove_dir(&o.scratch);
+    Ok(Exploration {
+        points: replayed.points.len(),
+        candidates,
+        checked: chosen.len(),
+        failures,
+        shrunk,
+        seconds: start.elapsed().as_secs_f64(),
+        check_seconds,
+    })
+}
+
+/// Describe the trace operation in flight at a point, for a person.
+pub fn in_flight(trace: &Trace, replayed: &Replayed, point: usize) -> String {
+    let (p, i, acked) = &replayed.points[point];
+    let what = match trace.ops.get(*i) {
+        Some(op) => describe_op(trace, op),
+        None => "after the program's last operation".into(),
+    };
+    format!(
+        "crash point at operation {} (trace op {} of {}: {what}), {acked} acknowledged",
+        p.op(),
+        i + 1,
+        trace.ops.len()
+    )
+}
+
+fn describe_op(trace: &Trace, op: &TraceOp) -> String {
+    let name = |f: &u32| {
+        trace
+            .ops
+            .iter()
+            .find_map(|o| match o {
+                TraceOp::Open { file, name, .. } if file == f => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("file {f}"))
+    };
+    match op {
+        TraceOp::Write { file, offset, data } => {
+            format!("write {} @{offset}+{}", name(file), data.0.len())
+        }
+        TraceOp::Fsync { file } => format!("fsync {}", name(file)),
+        TraceOp::Fdatasync { file } => format!("fdatasync {}", name(file)),
+        TraceOp::SetLen { file, len } => format!("truncate {} to {len}", name(file)),
+        TraceOp::Open { name, create, .. } => {
+            format!("open {name}{}", if *create { " (create)" } else { "" })
+        }
+        TraceOp::SyncDir => "fsync of the directory".into(),
+        TraceOp::Rename { from, to } => format!("rename {from} -> {to}"),
+        TraceOp::Remove { name } => format!("unlink {name}"),
+        TraceOp::SyncFailed { file } => {
+            format!("failed fsync of {}", file.as_ref().map_or("the directory".into(), name))
+        }
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,122 @@
+//! Black-box mode: crash-test an unmodified program, in any language, from its system-call trace.
+//!
+//! - [`record`] runs the program under strace and keeps what it did to one directory as a
+//!   [`Trace`] of logical operations, with its acknowledgements in order between them.
+//! - [`explore`] replays a trace into SimFs, so the crash states come from the same fault model
+//!   and the same persistence profiles as every other powercut run, materializes each distinct
+//!   state into a directory, runs the program's own recovery on it, and judges what it prints.
+
+pub mod cmd;
+pub mod explore;
+pub mod strace;
+pub mod trace;
+
+pub use trace::{Header, Trace, TraceOp};
+
+use regex::Regex;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The system calls a trace needs (everything that changes a file, a name or a file offset, plus
+/// descriptor duplication, process creation and chdir).
+const TRACED: &str = "open,openat,creat,write,pwrite64,writev,pwritev,pwritev2,lseek,read,readv,\
+                      ftruncate,truncate,fallocate,fsync,fdatasync,sync_file_range,rename,renameat,\
+                      renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,close,dup,dup2,\
+                      dup3,fcntl,getdents64,chdir,clone,clone3,fork,vfork";
+
+/// Longest string strace is asked to print in full; a longer write is a hard error.
+const STRING_LIMIT: usize = 64 << 20;
+
+/// What to record.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    /// The directory the program keeps its data in.
+    pub dir: PathBuf,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// A stdout line matching this acknowledges something; the text after the match is kept.
+    pub ack: String,
+    /// Make the Nth fsync and the Nth fdatasync of each process fail with EIO (strace's
+    /// `inject=...:when=N`), to see what the program does after a failed sync.
+    pub fail_sync: Option<u64>,
+}
+
+/// Run the recording's command under strace and return its trace. The program's own stdout and
+/// stderr pass through.
+pub fn record(r: &Recording) -> Result<Trace, String> {
+    let ack = Regex::new(&r.ack).map_err(|e| format!("--ack {:?}: {e}", r.ack))?;
+    if r.command.is_empty() {
+        return Err("no command to trace (put it after --)".into());
+    }
+    let dir = r.dir.canonicalize().map_err(|e| format!("--dir {}: {e}", r.dir.display()))?;
+    if !dir.is_dir() {
+        return Err(format!("--dir {}: not a directory", dir.display()));
+    }
+    let initial = snapshot(&dir)?;
+    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    static RECORDINGS: AtomicU64 = AtomicU64::new(0);
+    let n = RECORDINGS.fetch_add(1, Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!("powercut-strace-{}-{n}.txt", std::process::id()));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-xx", "-y", "-e", "signal=none", "-e"])
+        .arg(format!("trace={TRACED}"))
+        .arg("-s")
+        .arg(STRING_LIMIT.to_string())
+        .arg("-o")
+        .arg(&log);
+    if let Some(n) = r.fail_sync {
+        cmd.arg("-e").arg(format!("inject=fsync,fdatasync:error=EIO:when={n}"));
+    }
+    cmd.arg("--").args(&r.command);
+    let status = cmd.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "strace not found: install it (Debian: apt-get install strace)".to_string()
+        }
+        _ => format!("strace: {e}"),
+    })?;
+    let text = std::fs::read_to_string(&log);
+    let _ = std::fs::remove_file(&log);
+    let text = text.map_err(|e| format!("strace's output {}: {e}", log.display()))?;
+    if text.is_empty() && !status.success() {
+        return Err(format!("strace failed ({status}) and wrote nothing: is ptrace allowed here?"));
+    }
+    let mut reader = strace::Reader::default();
+    let mut tracer = trace::Tracer::new(dir.clone(), cwd, ack, initial);
+    for (i, line) in text.lines().enumerate() {
+        if let Some(call) = reader.line(i + 1, line)? {
+            tracer.call(&call)?;
+        }
+    }
+    tracer.finish();
+    Ok(Trace {
+        header: Header {
+            powercut_trace: 1,
+            dir: dir.display().to_string(),
+            command: r.command.clone(),
+            ack: r.ack.clone(),
+            exit_code: status.code(),
+            fail_sync: r.fail_sync,
+        },
+        ops: tracer.ops,
+    })
+}
+
+/// The regular files in `dir` before the program runs (they are its durable starting state).
+fn snapshot(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = entry.path();
+        if path.is_file() {
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| format!("{}: file name {n:?} is not UTF-8", dir.display()))?;
+            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((name, data));
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -13,6 +13,10 @@ Variants, each with one classic mistake (the correct one has none):
     no-fsync      acknowledges records that are only in the page cache
     no-dir-fsync  never fsyncs the directory, so a new segment's name may vanish at a power cut
     no-crc        recovery trusts the lengths and skips the CRC check, so it serves torn records
+    retry-fsync   when fsync fails, retries it and acknowledges once the retry succeeds (on Linux
+                  the failed fsync already dropped the dirty pages: PostgreSQL's "fsyncgate")
+
+The correct store exits on a failed fsync without acknowledging.
 """
 import json
 import os
@@ -23,7 +27,7 @@ import zlib
 HEADER = struct.Struct("<IHI")
 DELETE = 0xFFFFFFFF
 PER_SEGMENT = 4
-VARIANTS = ("correct", "no-fsync", "no-dir-fsync", "no-crc")
+VARIANTS = ("correct", "no-fsync", "no-dir-fsync", "no-crc", "retry-fsync")
 
 
 def segment_name(n):
@@ -53,7 +57,12 @@ def load(d, n, variant):
         # Each record is its own acknowledged operation: two records are not atomic together.
         for key, value in ops:
             os.write(fd, encode(key, value))
-            if variant != "no-fsync":
+            if variant == "retry-fsync":
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    os.fsync(fd)
+            elif variant != "no-fsync":
                 os.fsync(fd)
             print("ACK " + json.dumps({key: value}), flush=True)
     os.close(fd)

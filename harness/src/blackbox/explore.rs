@@ -749,3 +749,68 @@ fn describe_op(trace: &Trace, op: &TraceOp) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(groups: &[&[(&str, Option<&str>)]]) -> History {
+        let groups = groups
+            .iter()
+            .map(|g| g.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect())
+            .collect();
+        History { groups, judges_state: true, unacknowledged_tail: false }
+    }
+
+    fn ran(stdout: &str) -> CheckRun {
+        CheckRun { exit: Some(0), timed_out: false, stdout: stdout.into(), stderr: String::new() }
+    }
+
+    fn class(v: Option<Verdict>) -> Option<&'static str> {
+        v.map(|v| v.class)
+    }
+
+    /// Each class both ways: the state the history allows passes, the one it does not fails.
+    #[test]
+    fn the_oracle_passes_allowed_states_and_names_each_failure() {
+        let h = history(&[&[("a", Some("1"))], &[("b", Some("2"))], &[("a", None)]]);
+        let s = h.states(&KvState::new());
+        let line = |k: &str, v: &str| format!("{{\"key\": \"{k}\", \"value\": \"{v}\"}}\n");
+        let (a1, b2) = (line("a", "1"), line("b", "2"));
+        let both = format!("{a1}{b2}");
+        // After 2 acknowledgements: S_2 and the in-flight S_3 pass; S_1 lost an acknowledged put.
+        assert_eq!(class(judge(&ran(&both), &h, &s, 2, Promise::Durable)), None);
+        assert_eq!(class(judge(&ran(&b2), &h, &s, 2, Promise::Durable)), None);
+        assert_eq!(class(judge(&ran(&a1), &h, &s, 2, Promise::Durable)), Some("durability"));
+        assert_eq!(class(judge(&ran(&a1), &h, &s, 2, Promise::None)), None);
+        // A value nothing wrote is validity; b without a, when a was never deleted, is ordering.
+        assert_eq!(class(judge(&ran(&line("a", "9")), &h, &s, 0, Promise::None)), Some("validity"));
+        let h2 = history(&[&[("a", Some("1"))], &[("b", Some("2"))]]);
+        let s2 = h2.states(&KvState::new());
+        assert_eq!(class(judge(&ran(&b2), &h2, &s2, 0, Promise::None)), Some("ordering"));
+        assert_eq!(
+            class(judge(&ran("not json"), &h2, &s2, 0, Promise::None)),
+            Some("check-output")
+        );
+        let failed = CheckRun { exit: Some(1), ..ran("") };
+        assert_eq!(class(judge(&failed, &h2, &s2, 0, Promise::None)), Some("recovery-failed"));
+    }
+
+    #[test]
+    fn a_check_past_its_timeout_is_killed_and_is_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let start = Instant::now();
+        let run = run_check("sleep 30; echo {dir}", &state, Duration::from_millis(200)).unwrap();
+        assert!(run.timed_out && start.elapsed() < Duration::from_secs(20));
+        let h = history(&[]);
+        assert_eq!(class(judge(&run, &h, &[KvState::new()], 0, Promise::Durable)), Some("hang"));
+        let run = run_check("printf '%s' {dir}", &state, Duration::from_secs(20)).unwrap();
+        assert_eq!(
+            (run.exit, run.stdout.as_str()),
+            (Some(0), state.to_str().unwrap()),
+            "{{dir}} is substituted, quoted"
+        );
+    }
+}

@@ -21,9 +21,13 @@ fn python() -> String {
 }
 
 fn trace_of(dir: &Path, args: &[&str]) -> Trace {
+    trace_failing(dir, args, None)
+}
+
+fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
     let mut command = vec![python()];
     command.extend(args.iter().map(|a| a.to_string()));
-    record(&Recording { dir: dir.to_path_buf(), command, ack: "^ACK ".into(), fail_sync: None })
+    record(&Recording { dir: dir.to_path_buf(), command, ack: "^ACK ".into(), fail_sync })
         .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
 }
 
@@ -44,12 +48,20 @@ fn options(check: String, scratch: &Path, budget: usize) -> Options {
 }
 
 fn explore_kv(variant: &str) -> (Trace, explore::Exploration) {
+    explore_kv_failing(variant, None)
+}
+
+fn explore_kv_failing(variant: &str, fail_sync: Option<u64>) -> (Trace, explore::Exploration) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let kv = examples().join("kvstore.py");
     let kv = kv.to_str().unwrap();
-    let trace = trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
+    let trace = trace_failing(
+        &data,
+        &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant],
+        fail_sync,
+    );
     let check = format!("{} {kv} {{dir}} recover --variant {variant}", python());
     let found =
         explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 120)).unwrap();
@@ -87,6 +99,19 @@ fn the_example_store_passes_and_each_mistake_is_found() {
             "{variant}: shrinking dropped more"
         );
     }
+}
+
+/// With the third fsync failing: the correct store stops without acknowledging and passes; the
+/// one that retries the fsync and acknowledges has lost the data the failed fsync dropped.
+#[test]
+fn a_failed_fsync_has_linux_semantics_and_retrying_it_is_found() {
+    let (trace, correct) = explore_kv_failing("correct", Some(3));
+    assert_ne!(trace.header.exit_code, Some(0), "the correct store exits on EIO");
+    assert!(trace.ops.iter().any(|o| matches!(o, harness::blackbox::TraceOp::SyncFailed { .. })));
+    assert!(correct.failures.is_empty(), "false positives: {:?}", correct.failures.first());
+    let (trace, retry) = explore_kv_failing("retry-fsync", Some(3));
+    assert_eq!(trace.header.exit_code, Some(0));
+    assert!(classes(&retry).contains(&"durability"), "found {:?}", classes(&retry));
 }
 
 #[test]

@@ -227,3 +227,57 @@ fn list_check_determinism_and_help_work() {
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).contains("--crash-at"));
 }
+
+/// Black-box commands on bad input: a missing or malformed trace, a bad profile or promise, a
+/// directory that is not there, a state id that does not exist, and --into a directory that is
+/// not empty: exit 2, the file/field/value named, nothing written.
+#[test]
+fn trace_and_explore_refuse_bad_input_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"powercut_trace":1,"dir":"/d","command":["x"],"ack":"^ACK ","exit_code":0}"#;
+    let good = write(
+        &dir,
+        "good.trace",
+        &format!(
+            "{header}\n{}\n",
+            r#"{"op":"open","file":0,"name":"f","create":true,"excl":false,"truncate":false,"sync":"none"}"#
+        ),
+    );
+    let bad_op = write(
+        &dir,
+        "bad.trace",
+        &format!("{header}\n{}\n", r#"{"op":"write","file":0,"offset":0,"data":"zz"}"#),
+    );
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep"), b"mine").unwrap();
+    let full = full.display().to_string();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["explore", "nope.trace", "--check", "true"], vec!["nope.trace"]),
+        (vec!["explore", &bad_op, "--check", "true"], vec!["bad.trace:2", "hex"]),
+        (vec!["explore", &good, "--check", "true", "--profile", "ext5"], vec!["--profile", "ext5"]),
+        (
+            vec!["explore", &good, "--check", "true", "--promise", "maybe"],
+            vec!["--promise", "maybe"],
+        ),
+        (
+            vec!["explore", &good, "--materialize", "99:/", "--into", "/tmp/powercut-never"],
+            vec!["99:/", "no crash point"],
+        ),
+        (
+            vec!["explore", &good, "--materialize", "1:/", "--into", &full],
+            vec!["--into", "not empty"],
+        ),
+        (vec!["trace", "--dir", "/no/such/dir", "--", "true"], vec!["--dir", "/no/such/dir"]),
+    ];
+    for (args, needles) in cases {
+        let out = powercut(&args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        for n in needles {
+            assert!(said.contains(n), "{args:?} should name {n:?}: {said}");
+        }
+    }
+    assert_eq!(std::fs::read(dir.path().join("full/keep")).unwrap(), b"mine");
+    assert!(!std::path::Path::new("/tmp/powercut-never").exists());
+}

@@ -3,7 +3,9 @@
 use super::explore::{self, Exploration, Options, Promise};
 use super::{Recording, Trace, TraceOp, record};
 use faultfs::Profile;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,7 +136,20 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         shrink_runs: 64,
         scratch: std::env::temp_dir().join(format!("powercut-explore-{}", std::process::id())),
     };
-    let found = explore::explore(&trace, &o)?;
+    let bar =
+        if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} crash states checked  {per_sec}  [{elapsed_precise} < {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let found = explore::explore(&trace, &o, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let found = found?;
     let replayed = explore::replay(&trace, &o.profile, o.seed)?;
     print_exploration(&args, &trace, &replayed, &found);
     if let Some(path) = &args.json {

@@ -627,7 +627,12 @@ impl Ctx<'_> {
 }
 
 /// Explore `trace`: generate, check and judge its crash states; shrink the first failure.
-pub fn explore(trace: &Trace, o: &Options) -> Result<Exploration, String> {
+/// `progress` hears (states checked, states chosen) as checks finish.
+pub fn explore(
+    trace: &Trace,
+    o: &Options,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Exploration, String> {
     let start = Instant::now();
     let history = History::of(trace)?;
     let replayed = replay(trace, &o.profile, o.seed)?;
@@ -671,8 +676,18 @@ pub fn explore(trace: &Trace, o: &Options) -> Result<Exploration, String> {
             .enumerate()
             .map(|(i, c)| ctx.prepare(c.point, &c.state, b * batch + i))
             .collect::<Result<Vec<_>, String>>()?;
+        let done = std::sync::atomic::AtomicUsize::new(results.len());
         results.extend(pool.install(|| {
-            dirs.par_iter().map(|(dir, acked)| judge.run(dir, *acked)).collect::<Vec<_>>()
+            dirs.par_iter()
+                .map(|(dir, acked)| {
+                    let r = judge.run(dir, *acked);
+                    progress(
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        chosen.len(),
+                    );
+                    r
+                })
+                .collect::<Vec<_>>()
         }));
     }
     let mut failures = Vec::new();

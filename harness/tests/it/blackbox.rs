@@ -64,7 +64,8 @@ fn explore_kv_failing(variant: &str, fail_sync: Option<u64>) -> (Trace, explore:
     );
     let check = format!("{} {kv} {{dir}} recover --variant {variant}", python());
     let found =
-        explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 120)).unwrap();
+        explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 120), &|_, _| {})
+            .unwrap();
     (trace, found)
 }
 
@@ -159,7 +160,8 @@ fn sqlite_with_synchronous_full_survives_every_crash_state() {
             trace_of(&data, &[script, data.to_str().unwrap(), "load", "4", journal, "full"]);
         let check = format!("{} {script} {{dir}} check", python());
         let found =
-            explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 60)).unwrap();
+            explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 60), &|_, _| {})
+                .unwrap();
         assert!(found.checked >= 40, "{journal}: only {} states", found.checked);
         assert!(found.failures.is_empty(), "{journal}: {:?}", found.failures.first());
     }

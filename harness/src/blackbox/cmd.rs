@@ -102,6 +102,9 @@ pub fn trace(args: TraceArgs) -> Result<bool, String> {
         count(|o| matches!(o, TraceOp::Ack { .. })),
         trace.header.exit_code.map_or("none (killed)".into(), |c| c.to_string()),
     );
+    for w in &trace.header.warnings {
+        println!("warning: {w}");
+    }
     println!("wrote {}", args.out.display());
     Ok(false)
 }
@@ -239,6 +242,9 @@ fn print_exploration(
         "  {:.1} s, {per_sec:.0} states/s; the check processes took {:.1} s of it (summed over jobs)",
         x.seconds, x.check_seconds
     );
+    for w in &trace.header.warnings {
+        println!("  warning: {w}");
+    }
     if x.failures.is_empty() {
         println!("no failures");
         return;

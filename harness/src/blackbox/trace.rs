@@ -33,6 +33,9 @@ pub struct Header {
     /// fsync / fdatasync calls strace made fail with EIO (`--fail-sync`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_sync: Option<u64>,
+    /// What the trace could not see (a file mapped shared and writable, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One logical operation. `file` names an open handle (unique in the trace, unlike an fd).
@@ -248,6 +251,8 @@ pub struct Tracer {
     stdout: Vec<u8>,
     /// The operations so far.
     pub ops: Vec<TraceOp>,
+    /// What the trace cannot see, once per file.
+    pub warnings: Vec<String>,
 }
 
 fn has_flag(flags: &str, flag: &str) -> bool {
@@ -283,6 +288,7 @@ impl Tracer {
             next_handle: 0,
             stdout: Vec::new(),
             ops: Vec::new(),
+            warnings: Vec::new(),
         };
         for (name, data) in initial {
             t.names.insert(name.clone(), t.sizes.len());
@@ -714,6 +720,45 @@ impl Tracer {
                     self.table(call.pid).insert(call.ret, d);
                 }
             }
+            "mmap" => {
+                let (prot, flags) = (
+                    call.args.get(2).map_or("", Arg::text),
+                    call.args.get(3).map_or("", Arg::text),
+                );
+                if has_flag(prot, "PROT_WRITE") && has_flag(flags, "MAP_SHARED") {
+                    if let Some(Place::Name(name)) =
+                        call.args.get(4).and_then(Arg::path).map(|p| self.place(None, p))
+                    {
+                        let warning = format!(
+                            "{name} is mapped shared and writable (strace line {}): writes through the mapping are not in the trace",
+                            call.line
+                        );
+                        if !self
+                            .warnings
+                            .iter()
+                            .any(|w| w.starts_with(&format!("{name} is mapped")))
+                        {
+                            self.warnings.push(warning);
+                        }
+                    }
+                }
+            }
+            "copy_file_range" | "sendfile" | "splice" => {
+                let out = if call.name == "sendfile" { 0 } else { 2 };
+                let into = call
+                    .args
+                    .get(out)
+                    .and_then(Arg::int)
+                    .and_then(|fd| self.desc(call.pid, Some(fd)));
+                if into.is_some_and(|d| matches!(d.borrow().target, Target::File { .. }))
+                    && call.ret > 0
+                {
+                    return Err(format!(
+                        "strace line {}: {}() writes into a file in the directory: the bytes are not in the trace, so this is not modelled",
+                        call.line, call.name
+                    ));
+                }
+            }
             "chdir" => {
                 if let Some(Arg::Bytes(p)) = call.args.first() {
                     let p = PathBuf::from(String::from_utf8_lossy(p).into_owned());
@@ -821,6 +866,30 @@ mod tests {
                 TraceOp::Remove { name: "old".into() },
             ]
         );
+    }
+
+    /// What strace cannot show is said: a shared writable mapping is a warning, bytes copied in
+    /// the kernel into a file of the directory an error.
+    #[test]
+    fn unseen_writes_are_warned_about_or_refused() {
+        let shm = hex("/d/db-shm");
+        let open = format!(
+            "1 openat(AT_FDCWD<{}>, \"{shm}\", O_RDWR|O_CREAT, 0644) = 5<{shm}>",
+            hex("/w")
+        );
+        let map =
+            format!("1 mmap(NULL, 32768, PROT_READ|PROT_WRITE, MAP_SHARED, 5<{shm}>, 0) = 0x7f00");
+        let mut reader = Reader::default();
+        let mut t = Tracer::new("/d".into(), "/w".into(), Regex::new("^ACK ").unwrap(), vec![]);
+        for (i, l) in [open.clone(), map.clone(), map].iter().enumerate() {
+            let call = reader.line(i + 1, l).unwrap().unwrap();
+            t.call(&call).unwrap();
+        }
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("db-shm") && t.warnings[0].contains("line 2"));
+        let copy = format!("1 copy_file_range(7, NULL, 5<{shm}>, NULL, 100, 0) = 100");
+        let err = run(&[open, copy], vec![]).unwrap_err();
+        assert!(err.contains("strace line 2") && err.contains("copy_file_range"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
     sqlite_kv.py DIR load N JOURNAL SYNCHRONOUS   N committed transactions, one ACK line after each
     sqlite_kv.py DIR check                        PRAGMA integrity_check, then the rows as JSON lines
 
-JOURNAL is a journal_mode (delete, wal, ...); SYNCHRONOUS is full, normal or off. The check exits
+JOURNAL is a journal_mode (delete, wal, ...); SYNCHRONOUS is extra, full, normal or off. The check exits
 1 when the database is corrupt or cannot be opened.
 """
 import json

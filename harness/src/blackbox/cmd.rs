@@ -61,6 +61,10 @@ pub struct ExploreArgs {
     /// recovered state need only be a prefix of the history).
     #[arg(long, default_value = "durable")]
     pub promise: String,
+    /// Which crashes: `power` (power cuts), `kill` (process crashes: the page cache survives) or
+    /// `both`.
+    #[arg(long, default_value = "both")]
+    pub crash: String,
     /// Write the findings as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -121,6 +125,12 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         "none" => Promise::None,
         other => return Err(format!("--promise {other:?}: expected durable or none")),
     };
+    let (power, kill) = match args.crash.as_str() {
+        "power" => (true, false),
+        "kill" => (false, true),
+        "both" => (true, true),
+        other => return Err(format!("--crash {other:?}: expected power, kill or both")),
+    };
     if args.budget == 0 {
         return Err("--budget 0: nothing would be checked".into());
     }
@@ -136,6 +146,8 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         timeout: Duration::from_millis(args.timeout_ms),
         jobs,
         promise,
+        power,
+        kill,
         shrink_runs: 64,
         scratch: std::env::temp_dir().join(format!("powercut-explore-{}", std::process::id())),
     };
@@ -143,7 +155,7 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} crash states checked  {per_sec}  [{elapsed_precise} < {eta}]",
+            "{bar:40} {pos}/{len} check runs  {per_sec}  [{elapsed_precise} < {eta}]",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -179,12 +191,18 @@ fn materialize(
         return Err(format!("--into {}: not empty (nothing was written)", into.display()));
     }
     let replayed = explore::replay(trace, profile, seed)?;
-    let (point, state) = explore::find_state(&replayed, id)?;
-    let space = replayed.points[point].0.power_cut_space();
-    explore::materialize_into(&space.materialize(&state), into)?;
+    let (point, crash) = explore::find_state(&replayed, id)?;
+    explore::materialize_into(&explore::image_of(&replayed, point, &crash), into)?;
     println!("{}", explore::in_flight(trace, &replayed, point));
-    for line in space.describe(&state) {
-        println!("  {line}");
+    match &crash {
+        explore::Crash::Power(state) => {
+            for line in replayed.points[point].0.power_cut_space().describe(state) {
+                println!("  {line}");
+            }
+        }
+        explore::Crash::Kill(fate) => {
+            println!("  a process crash; the operation in flight: {fate:?}")
+        }
     }
     println!("wrote crash state {id} into {}", into.display());
     Ok(false)
@@ -230,11 +248,13 @@ fn print_exploration(
 ) {
     let per_sec = x.checked as f64 / x.seconds.max(1e-9);
     println!(
-        "explored {}: {} crash points, {} candidate states, {} distinct checked, profile {}, seed {}",
+        "explored {}: {} crash points, {} candidate states, {} distinct judged ({} check runs), crashes {}, profile {}, seed {}",
         args.trace.display(),
         x.points,
         x.candidates,
         x.checked,
+        x.check_runs,
+        args.crash,
         args.profile,
         args.seed
     );
@@ -280,6 +300,7 @@ fn to_json(trace: &Trace, replayed: &explore::Replayed, x: &Exploration) -> serd
         "crash_points": x.points,
         "candidates": x.candidates,
         "checked": x.checked,
+        "check_runs": x.check_runs,
         "seconds": x.seconds,
         "check_seconds": x.check_seconds,
         "failures": x.failures.iter().map(failure).collect::<Vec<_>>(),

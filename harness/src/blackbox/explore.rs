@@ -11,8 +11,8 @@
 
 use super::trace::{Trace, TraceOp};
 use faultfs::{
-    CrashPoint, CrashSpace, CrashState, Dropped, EioSemantics, Fault, FaultPlan, OpenOptions,
-    Profile, SimConfig, SimFile, SimFs, Vfs, VfsFile, image_hash,
+    CrashPoint, CrashState, Dropped, EioSemantics, Fault, FaultPlan, InFlight, OpenOptions,
+    Profile, SimConfig, SimFile, SimFs, Vfs, VfsFile,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -49,6 +49,12 @@ pub struct Options {
     pub timeout: Duration,
     pub jobs: usize,
     pub promise: Promise,
+    /// Power cuts: unsynced state dropped, torn, reordered as the profile allows.
+    pub power: bool,
+    /// Process crashes (kill -9): the page cache survives, the operation in flight is skipped,
+    /// applied or (a write) cut at a sector boundary. Every acknowledged group must survive one,
+    /// whatever `promise` says.
+    pub kill: bool,
     /// Give up shrinking after this many check runs.
     pub shrink_runs: usize,
     /// Where crash states are materialized (each in its own subdirectory, removed after).
@@ -165,33 +171,60 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
     Ok(Replayed { points })
 }
 
-/// One crash state to check: a point (index into `Replayed::points`) and the state there.
+/// How a crash state came about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// A power cut, with the fate of every piece of unsynced state.
+    Power(CrashState),
+    /// A process crash, with what became of the operation in flight.
+    Kill(InFlight),
+}
+
+/// One crash state to judge: a point (index into `Replayed::points`), the crash there, and a
+/// hash of the image it leaves (states with equal images share one check run).
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub point: usize,
-    pub state: CrashState,
-    /// Nothing or everything landed: the prefix states every point contributes first.
-    pub prefix: bool,
+    pub crash: Crash,
+    pub image: u64,
 }
 
-/// The distinct crash states of a replayed trace, at most `budget`: first the "nothing landed"
-/// and "everything landed" states of every point, then the enumerated and sampled ones, a seeded
-/// random choice when there are more than the budget; in crash-point order. Also returns the
+/// The distinct crash states of a replayed trace, at most `budget`: first every process crash
+/// and the "nothing landed" and "everything landed" power cuts of every point, then the
+/// enumerated and sampled power cuts, a seeded random choice when there are more than the
+/// budget; in crash-point order. A state is distinct by its image and by what the oracle
+/// expects of it there (the acknowledgements before its point, when they promise anything):
+/// an image that passes after one acknowledgement can fail after two. Also returns the
 /// candidates generated.
 pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
     let mut seen = BTreeSet::new();
     let mut prefix = Vec::new();
     let mut rest = Vec::new();
     let mut generated = 0u64;
-    for (pi, (point, _, _)) in replayed.points.iter().enumerate() {
+    for (pi, (point, _, acked)) in replayed.points.iter().enumerate() {
+        let expects = |kill: bool| {
+            if kill || o.promise == Promise::Durable { *acked } else { usize::MAX }
+        };
+        if o.kill {
+            for fate in point.process_crash_fates() {
+                generated += 1;
+                let image = seen_hash(&point.process_crash(fate));
+                if seen.insert((image, expects(true))) {
+                    prefix.push(Candidate { point: pi, crash: Crash::Kill(fate), image });
+                }
+            }
+        }
+        if !o.power {
+            continue;
+        }
         let space = point.power_cut_space();
         let mut add = |state: CrashState, image: Option<SimFs>, generated: &mut u64| {
             *generated += 1;
-            let image = image.unwrap_or_else(|| space.materialize(&state));
-            if seen.insert(image_hash(&image)) {
+            let image = seen_hash(&image.unwrap_or_else(|| space.materialize(&state)));
+            if seen.insert((image, expects(false))) {
                 let is_prefix =
                     state == space.nothing_landed() || state == space.everything_landed();
-                let c = Candidate { point: pi, state, prefix: is_prefix };
+                let c = Candidate { point: pi, crash: Crash::Power(state), image };
                 if is_prefix { prefix.push(c) } else { rest.push(c) }
             }
         };
@@ -213,6 +246,21 @@ pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
     let mut chosen: Vec<Candidate> = prefix.into_iter().chain(rest).take(o.budget).collect();
     chosen.sort_by_key(|c| c.point);
     (chosen, generated)
+}
+
+/// A hash of what a check sees in a crash image: the visible names and the cached contents. A
+/// process-crash image keeps unsynced state, which `faultfs::image_hash` (durable only) leaves
+/// out.
+fn seen_hash(image: &SimFs) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for name in image.names() {
+        h.update(name.as_bytes());
+        h.update(&[0]);
+        let data = image.contents(&name).unwrap_or_default();
+        h.update(&(data.len() as u64).to_le_bytes());
+        h.update(&data);
+    }
+    h.digest()
 }
 
 /// What one check run did.
@@ -483,23 +531,34 @@ pub struct Failure {
 pub struct Exploration {
     pub points: usize,
     pub candidates: u64,
+    /// States judged.
     pub checked: usize,
+    /// Check processes run (states with equal images share one).
+    pub check_runs: usize,
     pub failures: Vec<Failure>,
-    /// The first failure shrunk: earliest crash point, fewest dropped units; and the check runs
-    /// it took.
+    /// The earliest power-cut failure shrunk to the fewest dropped units (else the first failure
+    /// as it is); and the check runs it took.
     pub shrunk: Option<(Failure, usize)>,
     pub seconds: f64,
     /// Time inside check processes, summed over runs (can exceed `seconds` with several jobs).
     pub check_seconds: f64,
 }
 
-/// A state's id: the crash point's operation number and the encoded state.
-pub fn state_id(space: &CrashSpace, state: &CrashState) -> String {
-    format!("{}:{}", space.op(), space.encode(state))
+/// A state's id: the crash point's operation number, then the encoded power-cut state
+/// (`CrashSpace::encode`) or `kill-skipped`, `kill-applied`, `kill-partial-<bytes>`.
+pub fn state_id(replayed: &Replayed, point: usize, crash: &Crash) -> String {
+    let p = &replayed.points[point].0;
+    let what = match crash {
+        Crash::Power(state) => p.power_cut_space().encode(state),
+        Crash::Kill(InFlight::Skipped) => "kill-skipped".into(),
+        Crash::Kill(InFlight::Applied) => "kill-applied".into(),
+        Crash::Kill(InFlight::Partial { bytes }) => format!("kill-partial-{bytes}"),
+    };
+    format!("{}:{what}", p.op())
 }
 
-/// Find the crash point and state an id names.
-pub fn find_state(replayed: &Replayed, id: &str) -> Result<(usize, CrashState), String> {
+/// Find the crash point and crash an id names.
+pub fn find_state(replayed: &Replayed, id: &str) -> Result<(usize, Crash), String> {
     let (op, encoded) =
         id.split_once(':').ok_or_else(|| format!("state {id:?}: expected <op>:<state>"))?;
     let op: u64 =
@@ -509,12 +568,34 @@ pub fn find_state(replayed: &Replayed, id: &str) -> Result<(usize, CrashState), 
         .iter()
         .position(|(p, _, _)| p.op() == op)
         .ok_or_else(|| format!("state {id:?}: no crash point at operation {op}"))?;
-    let state = replayed.points[point]
-        .0
-        .power_cut_space()
-        .decode(encoded)
-        .map_err(|e| format!("state {id:?}: {e}"))?;
-    Ok((point, state))
+    let p = &replayed.points[point].0;
+    let crash = match encoded {
+        "kill-skipped" => Crash::Kill(InFlight::Skipped),
+        "kill-applied" => Crash::Kill(InFlight::Applied),
+        _ if encoded.starts_with("kill-partial-") => {
+            let bytes = encoded["kill-partial-".len()..]
+                .parse()
+                .map_err(|_| format!("state {id:?}: bad byte count"))?;
+            let fate = InFlight::Partial { bytes };
+            if !p.process_crash_fates().contains(&fate) {
+                return Err(format!("state {id:?}: not a sector boundary of the write in flight"));
+            }
+            Crash::Kill(fate)
+        }
+        _ => Crash::Power(
+            p.power_cut_space().decode(encoded).map_err(|e| format!("state {id:?}: {e}"))?,
+        ),
+    };
+    Ok((point, crash))
+}
+
+/// The crash image a crash at a point leaves.
+pub fn image_of(replayed: &Replayed, point: usize, crash: &Crash) -> SimFs {
+    let p = &replayed.points[point].0;
+    match crash {
+        Crash::Power(state) => p.power_cut_space().materialize(state),
+        Crash::Kill(fate) => p.process_crash(*fate),
+    }
 }
 
 struct Ctx<'a> {
@@ -532,31 +613,31 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    fn run(&self, dir: &Path, acked: usize) -> Result<(CheckRun, Option<Verdict>, f64), String> {
+    /// Run the check on `dir` (then remove it): the run and its seconds.
+    fn run(&self, dir: &Path) -> Result<(CheckRun, f64), String> {
         let start = Instant::now();
         let run = run_check(&self.o.check, dir, self.o.timeout);
         let took = start.elapsed().as_secs_f64();
         let _ = std::fs::remove_dir_all(dir);
-        let run = run?;
-        let verdict = judge(&run, self.history, self.expected, acked, self.o.promise);
-        Ok((run, verdict, took))
+        Ok((run?, took))
+    }
+
+    /// Judge a run for a crash at a point after `acked` acknowledgements.
+    fn verdict(&self, run: &CheckRun, acked: usize, crash: &Crash) -> Option<Verdict> {
+        // The page cache survives a process crash: every acknowledged group must too.
+        let promise =
+            if matches!(crash, Crash::Kill(_)) { Promise::Durable } else { self.o.promise };
+        judge(run, self.history, self.expected, acked, promise)
     }
 }
 
 impl Ctx<'_> {
-    /// Materialize a state into the scratch directory `n` (SimFs images stay on this thread).
-    fn prepare(
-        &self,
-        point: usize,
-        state: &CrashState,
-        n: usize,
-    ) -> Result<(PathBuf, usize), String> {
-        let (p, _, acked) = &self.replayed.points[point];
-        let image = p.power_cut_space().materialize(state);
+    /// Materialize a crash into the scratch directory `n` (SimFs images stay on this thread).
+    fn prepare(&self, point: usize, crash: &Crash, n: usize) -> Result<PathBuf, String> {
         let dir = self.o.scratch.join(format!("state-{n}"));
         let _ = std::fs::remove_dir_all(&dir);
-        materialize_into(&image, &dir)?;
-        Ok((dir, *acked))
+        materialize_into(&image_of(self.replayed, point, crash), &dir)?;
+        Ok(dir)
     }
 
     fn judge(&self) -> Judge<'_> {
@@ -566,27 +647,36 @@ impl Ctx<'_> {
     fn check(
         &self,
         point: usize,
-        state: &CrashState,
+        crash: &Crash,
         n: usize,
-    ) -> Result<(CheckRun, Option<Verdict>, f64), String> {
-        let (dir, acked) = self.prepare(point, state, n)?;
-        self.judge().run(&dir, acked)
+    ) -> Result<(CheckRun, Option<Verdict>), String> {
+        let dir = self.prepare(point, crash, n)?;
+        let judge = self.judge();
+        let (run, _) = judge.run(&dir)?;
+        let verdict = judge.verdict(&run, self.replayed.points[point].2, crash);
+        Ok((run, verdict))
     }
 
-    fn failure(
-        &self,
-        point: usize,
-        state: &CrashState,
-        run: CheckRun,
-        verdict: Verdict,
-    ) -> Failure {
-        let space = self.replayed.points[point].0.power_cut_space();
-        let dropped = space
-            .describe(state)
-            .into_iter()
-            .filter(|l| !l.rsplit(": ").next().unwrap_or("").starts_with("landed"))
-            .collect();
-        Failure { point, id: state_id(&space, state), verdict, run, dropped }
+    fn failure(&self, point: usize, crash: &Crash, run: CheckRun, verdict: Verdict) -> Failure {
+        let p = &self.replayed.points[point].0;
+        let dropped = match crash {
+            Crash::Power(state) => p
+                .power_cut_space()
+                .describe(state)
+                .into_iter()
+                .filter(|l| !l.rsplit(": ").next().unwrap_or("").starts_with("landed"))
+                .collect(),
+            Crash::Kill(fate) => vec![format!(
+                "nothing (a process crash: the page cache survived; the operation in flight, {}, was {})",
+                p.describe_in_flight(),
+                match fate {
+                    InFlight::Skipped => "skipped".to_string(),
+                    InFlight::Applied => "applied".to_string(),
+                    InFlight::Partial { bytes } => format!("cut after {bytes} bytes"),
+                }
+            )],
+        };
+        Failure { point, id: state_id(self.replayed, point, crash), verdict, run, dropped }
     }
 
     /// Give dropped units back, half the remaining ones at a time then one by one, keeping each
@@ -608,7 +698,8 @@ impl Ctx<'_> {
                 }
                 let candidate = space.give_back(&best.0, part as &[Dropped]);
                 runs += 1;
-                let (run, verdict, _) = self.check(first.point, &candidate, usize::MAX - runs)?;
+                let crash = Crash::Power(candidate.clone());
+                let (run, verdict) = self.check(first.point, &crash, usize::MAX - runs)?;
                 if let Some(v) = verdict.filter(|v| v.class == first.verdict.class) {
                     best = (candidate, run, v);
                     progressed = true;
@@ -622,12 +713,12 @@ impl Ctx<'_> {
                 chunk = chunk.div_ceil(2);
             }
         }
-        Ok((self.failure(first.point, &best.0, best.1, best.2), runs))
+        Ok((self.failure(first.point, &Crash::Power(best.0), best.1, best.2), runs))
     }
 }
 
 /// Explore `trace`: generate, check and judge its crash states; shrink the first failure.
-/// `progress` hears (states checked, states chosen) as checks finish.
+/// `progress` hears (check runs done, check runs in all) as checks finish.
 pub fn explore(
     trace: &Trace,
     o: &Options,
@@ -665,53 +756,63 @@ pub fn explore(
         .num_threads(o.jobs.max(1))
         .build()
         .map_err(|e| format!("thread pool: {e}"))?;
-    // Materialize a batch on this thread, check it on the pool, and so on: a few states on
-    // disk at a time, results in state order.
+    // One check run per distinct image, in state order: materialize a batch on this thread,
+    // check it on the pool, and so on, a few states on disk at a time.
     let judge = ctx.judge();
-    let mut results = Vec::with_capacity(chosen.len());
+    let mut first_of: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut unique = Vec::new();
+    for (i, c) in chosen.iter().enumerate() {
+        first_of.entry(c.image).or_insert_with(|| {
+            unique.push(i);
+            unique.len() - 1
+        });
+    }
+    let mut runs: Vec<(CheckRun, f64)> = Vec::with_capacity(unique.len());
     let batch = o.jobs.max(1) * 8;
-    for (b, group) in chosen.chunks(batch).enumerate() {
+    for (b, group) in unique.chunks(batch).enumerate() {
         let dirs = group
             .iter()
             .enumerate()
-            .map(|(i, c)| ctx.prepare(c.point, &c.state, b * batch + i))
+            .map(|(i, c)| ctx.prepare(chosen[*c].point, &chosen[*c].crash, b * batch + i))
             .collect::<Result<Vec<_>, String>>()?;
-        let done = std::sync::atomic::AtomicUsize::new(results.len());
-        results.extend(pool.install(|| {
+        let done = std::sync::atomic::AtomicUsize::new(runs.len());
+        let results = pool.install(|| {
             dirs.par_iter()
-                .map(|(dir, acked)| {
-                    let r = judge.run(dir, *acked);
-                    progress(
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                        chosen.len(),
-                    );
+                .map(|dir| {
+                    let r = judge.run(dir);
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    progress(n, unique.len());
                     r
                 })
                 .collect::<Vec<_>>()
-        }));
-    }
-    let mut failures = Vec::new();
-    let mut check_seconds = 0.0;
-    let mut first_state = None;
-    for (c, r) in chosen.iter().zip(results) {
-        let (run, verdict, took) = r?;
-        check_seconds += took;
-        if let Some(v) = verdict {
-            if first_state.is_none() {
-                first_state = Some(c.state.clone());
-            }
-            failures.push(ctx.failure(c.point, &c.state, run, v));
+        });
+        for r in results {
+            runs.push(r?);
         }
     }
-    let shrunk = match (failures.first(), first_state) {
-        (Some(f), Some(s)) => Some(ctx.shrink(f, &s)?),
-        _ => None,
+    let check_seconds = runs.iter().map(|(_, took)| took).sum();
+    let mut failures = Vec::new();
+    let mut first_power = None;
+    for c in &chosen {
+        let (run, _) = &runs[first_of[&c.image]];
+        if let Some(v) = judge.verdict(run, replayed.points[c.point].2, &c.crash) {
+            if let (None, Crash::Power(state)) = (&first_power, &c.crash) {
+                first_power = Some((failures.len(), state.clone()));
+            }
+            failures.push(ctx.failure(c.point, &c.crash, run.clone(), v));
+        }
+    }
+    // Shrink the earliest power-cut failure (a process crash drops nothing to give back).
+    let shrunk = match first_power {
+        Some((i, state)) => Some(ctx.shrink(&failures[i], &state)?),
+        None => failures.first().map(|f| (f.clone(), 0)),
     };
     let _ = std::fs::remove_dir(&o.scratch);
     Ok(Exploration {
         points: replayed.points.len(),
         candidates,
         checked: chosen.len(),
+        check_runs: runs.len(),
         failures,
         shrunk,
         seconds: start.elapsed().as_secs_f64(),

@@ -281,3 +281,70 @@ fn trace_and_explore_refuse_bad_input_naming_it() {
     assert_eq!(std::fs::read(dir.path().join("full/keep")).unwrap(), b"mine");
     assert!(!std::path::Path::new("/tmp/powercut-never").exists());
 }
+
+/// `powercut trace` then `powercut explore` as a user runs them: exit 0 and "no failures" on the
+/// correct example store, exit 1 and a JSON report whose re-create command works on a buggy one.
+#[test]
+fn trace_then_explore_end_to_end() {
+    let python = String::from_utf8(
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let kv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/blackbox/kvstore.py");
+    let kv = kv.to_str().unwrap();
+    for (variant, code) in [("correct", 0), ("no-fsync", 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let (d, trace) = (data.to_str().unwrap(), tmp.path().join("t.trace"));
+        let t = trace.to_str().unwrap();
+        let out = powercut(&[
+            "trace",
+            "--dir",
+            d,
+            "--out",
+            t,
+            "--",
+            &python,
+            kv,
+            d,
+            "load",
+            "5",
+            "--variant",
+            variant,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains("6 acknowledgements"), "{}", text(&out));
+        let json = tmp.path().join("found.json");
+        let check = format!("{python} {kv} {{dir}} recover --variant {variant}");
+        let args =
+            ["explore", t, "--check", &check, "--budget", "60", "--json", json.to_str().unwrap()];
+        let out = powercut(&args);
+        assert_eq!(out.status.code(), Some(code), "{variant}: {}", text(&out));
+        let found: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let failures = found["failures"].as_array().unwrap();
+        if code == 0 {
+            assert!(text(&out).contains("no failures") && failures.is_empty());
+            continue;
+        }
+        let id = found["shrunk"]["failure"]["state"].as_str().unwrap();
+        let into = tmp.path().join("state");
+        let out = powercut(&["explore", t, "--materialize", id, "--into", into.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let recovered =
+            Command::new(&python).args([kv, into.to_str().unwrap(), "recover"]).output().unwrap();
+        let shrunk_stdout = found["shrunk"]["failure"]["check_stdout"].as_str().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&recovered.stdout),
+            shrunk_stdout,
+            "the re-created state is the one judged"
+        );
+    }
+}

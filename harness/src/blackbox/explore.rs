@@ -12,7 +12,7 @@
 use super::trace::{Trace, TraceOp};
 use faultfs::{
     CrashPoint, CrashState, Dropped, EioSemantics, Fault, FaultPlan, InFlight, OpenOptions,
-    Profile, SimConfig, SimFile, SimFs, Vfs, VfsFile,
+    Profile, SimConfig, SimFile, SimFs, Vfs, VfsFile, image_hash,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -208,7 +208,7 @@ pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
         if o.kill {
             for fate in point.process_crash_fates() {
                 generated += 1;
-                let image = seen_hash(&point.process_crash(fate));
+                let image = image_hash(&point.process_crash(fate));
                 if seen.insert((image, expects(true))) {
                     prefix.push(Candidate { point: pi, crash: Crash::Kill(fate), image });
                 }
@@ -220,7 +220,7 @@ pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
         let space = point.power_cut_space();
         let mut add = |state: CrashState, image: Option<SimFs>, generated: &mut u64| {
             *generated += 1;
-            let image = seen_hash(&image.unwrap_or_else(|| space.materialize(&state)));
+            let image = image_hash(&image.unwrap_or_else(|| space.materialize(&state)));
             if seen.insert((image, expects(false))) {
                 let is_prefix =
                     state == space.nothing_landed() || state == space.everything_landed();
@@ -246,21 +246,6 @@ pub fn states(replayed: &Replayed, o: &Options) -> (Vec<Candidate>, u64) {
     let mut chosen: Vec<Candidate> = prefix.into_iter().chain(rest).take(o.budget).collect();
     chosen.sort_by_key(|c| c.point);
     (chosen, generated)
-}
-
-/// A hash of what a check sees in a crash image: the visible names and the cached contents. A
-/// process-crash image keeps unsynced state, which `faultfs::image_hash` (durable only) leaves
-/// out.
-fn seen_hash(image: &SimFs) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for name in image.names() {
-        h.update(name.as_bytes());
-        h.update(&[0]);
-        let data = image.contents(&name).unwrap_or_default();
-        h.update(&(data.len() as u64).to_le_bytes());
-        h.update(&data);
-    }
-    h.digest()
 }
 
 /// What one check run did.

@@ -159,13 +159,13 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let found = explore::explore(&trace, &o, &|done, total| {
+    let replayed = explore::replay(&trace, &o.profile, o.seed)?;
+    let found = explore::explore(&trace, &replayed, &o, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();
     let found = found?;
-    let replayed = explore::replay(&trace, &o.profile, o.seed)?;
     print_exploration(&args, &trace, &replayed, &found);
     if let Some(path) = &args.json {
         let doc = to_json(&trace, &replayed, &found);

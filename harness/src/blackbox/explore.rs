@@ -702,27 +702,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Explore `trace`: generate, check and judge its crash states; shrink the first failure.
-/// `progress` hears (check runs done, check runs in all) as checks finish.
+/// Explore `trace`, replayed as `replayed` (by [`replay`] with `o.profile` and `o.seed`):
+/// generate, check and judge its crash states; shrink the first failure. `progress` hears
+/// (check runs done, check runs in all) as checks finish.
 pub fn explore(
     trace: &Trace,
+    replayed: &Replayed,
     o: &Options,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Exploration, String> {
     let start = Instant::now();
     let history = History::of(trace)?;
-    let replayed = replay(trace, &o.profile, o.seed)?;
-    let (chosen, candidates) = states(&replayed, o);
+    let (chosen, candidates) = states(replayed, o);
     std::fs::create_dir_all(&o.scratch).map_err(|e| format!("{}: {e}", o.scratch.display()))?;
     // S_0: what the check sees in the directory as it was before the program ran.
     let base = {
         let (p, _, _) = &replayed.points[0];
         let dir = o.scratch.join("before");
         let _ = std::fs::remove_dir_all(&dir);
-        materialize_into(
-            &p.power_cut_space().materialize(&p.power_cut_space().nothing_landed()),
-            &dir,
-        )?;
+        let space = p.power_cut_space();
+        materialize_into(&space.materialize(&space.nothing_landed()), &dir)?;
         let run = run_check(&o.check, &dir, o.timeout)?;
         let _ = std::fs::remove_dir_all(&dir);
         if run.timed_out || run.exit != Some(0) {
@@ -736,7 +735,7 @@ pub fn explore(
         if history.judges_state { parse_state(&run.stdout)? } else { KvState::new() }
     };
     let expected = history.states(&base);
-    let ctx = Ctx { replayed: &replayed, history, expected, o };
+    let ctx = Ctx { replayed, history, expected, o };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.jobs.max(1))
         .build()

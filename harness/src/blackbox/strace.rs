@@ -272,10 +272,11 @@ fn unescape(text: &str) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hex(s: &str) -> String {
+    /// `s` as strace `-xx` prints it: every byte `\\xNN`.
+    pub(crate) fn hex(s: &str) -> String {
         s.bytes().map(|b| format!("\\x{b:02x}")).collect()
     }
 

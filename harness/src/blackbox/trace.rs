@@ -802,10 +802,7 @@ fn bytes(call: &Syscall, i: usize) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use crate::blackbox::strace::Reader;
-
-    fn hex(s: &str) -> String {
-        s.bytes().map(|b| format!("\\x{b:02x}")).collect()
-    }
+    use crate::blackbox::strace::tests::hex;
 
     fn run(lines: &[String], initial: Vec<(String, Vec<u8>)>) -> Result<Vec<TraceOp>, String> {
         let mut reader = Reader::default();

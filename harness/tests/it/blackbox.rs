@@ -49,6 +49,11 @@ fn options(check: String, scratch: &Path, budget: usize) -> Options {
     }
 }
 
+fn explore_trace(trace: &Trace, o: Options) -> explore::Exploration {
+    let replayed = explore::replay(trace, &o.profile, o.seed).unwrap();
+    explore::explore(trace, &replayed, &o, &|_, _| {}).unwrap()
+}
+
 fn explore_kv(variant: &str) -> (Trace, explore::Exploration) {
     explore_kv_failing(variant, None)
 }
@@ -65,9 +70,7 @@ fn explore_kv_failing(variant: &str, fail_sync: Option<u64>) -> (Trace, explore:
         fail_sync,
     );
     let check = format!("{} {kv} {{dir}} recover --variant {variant}", python());
-    let found =
-        explore::explore(&trace, &options(check, &tmp.path().join("scratch"), 120), &|_, _| {})
-            .unwrap();
+    let found = explore_trace(&trace, options(check, &tmp.path().join("scratch"), 120));
     (trace, found)
 }
 
@@ -164,12 +167,7 @@ fn sqlite_durable_settings_survive_every_crash_state_and_full_rollback_loses_the
         std::fs::create_dir(&data).unwrap();
         let trace = trace_of(&data, &[script, data.to_str().unwrap(), "load", "3", journal, sync]);
         let check = format!("{} {script} {{dir}} check", python());
-        let found = explore::explore(
-            &trace,
-            &options(check, &tmp.path().join("scratch"), budget),
-            &|_, _| {},
-        )
-        .unwrap();
+        let found = explore_trace(&trace, options(check, &tmp.path().join("scratch"), budget));
         assert!(found.checked >= 40, "{journal}/{sync}: only {} states", found.checked);
         if sync != "full" || journal == "wal" {
             assert!(found.failures.is_empty(), "{journal}/{sync}: {:?}", found.failures.first());

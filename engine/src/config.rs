@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// When the engine makes acknowledged writes durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// As JSON, `{"kind": "o_sync"}`, `{"kind": "interval", "ms": 100}`, ...: a field the kind does
+/// not take is an error, as is a missing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SyncStrategy {
     /// Every write durable before it is acknowledged.
     OSync,
@@ -23,6 +26,67 @@ pub enum SyncStrategy {
     /// are still arriving (the last within `idle_ms`) and the data has been dirty for less than
     /// `max_delay_ms`. `close` syncs now.
     Checkpoint { interval_ms: u64, idle_ms: u64, max_delay_ms: u64 },
+}
+
+/// Every field any strategy takes; [`SyncStrategy`]'s deserializer checks which belong to the kind.
+/// (serde's internally tagged enums let unknown fields of unit variants through.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrategy {
+    kind: String,
+    ms: Option<u64>,
+    max_ops: Option<u32>,
+    max_delay_ms: Option<u64>,
+    interval_ms: Option<u64>,
+    idle_ms: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for SyncStrategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = RawStrategy::deserialize(d)?;
+        let fields = [
+            ("ms", raw.ms.is_some()),
+            ("max_ops", raw.max_ops.is_some()),
+            ("max_delay_ms", raw.max_delay_ms.is_some()),
+            ("interval_ms", raw.interval_ms.is_some()),
+            ("idle_ms", raw.idle_ms.is_some()),
+        ];
+        let takes: &[&str] = match raw.kind.as_str() {
+            "o_sync" | "none" => &[],
+            "interval" => &["ms"],
+            "batch" => &["max_ops", "max_delay_ms"],
+            "checkpoint" => &["interval_ms", "idle_ms", "max_delay_ms"],
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unknown strategy kind `{other}`, expected one of `o_sync`, `interval`, \
+                     `none`, `batch`, `checkpoint`"
+                )));
+            }
+        };
+        if let Some((name, _)) = fields.iter().find(|(n, set)| *set && !takes.contains(n)) {
+            let kind = &raw.kind;
+            let expected = if takes.is_empty() { "no other field".into() } else { takes.join(", ") };
+            return Err(D::Error::custom(format!(
+                "unknown field `{name}` for strategy kind `{kind}` (it takes {expected})"
+            )));
+        }
+        let missing = |name: &str| D::Error::custom(format!("missing field `{name}`"));
+        Ok(match raw.kind.as_str() {
+            "o_sync" => SyncStrategy::OSync,
+            "none" => SyncStrategy::None,
+            "interval" => SyncStrategy::Interval { ms: raw.ms.ok_or_else(|| missing("ms"))? },
+            "batch" => SyncStrategy::Batch {
+                max_ops: raw.max_ops.ok_or_else(|| missing("max_ops"))?,
+                max_delay_ms: raw.max_delay_ms.ok_or_else(|| missing("max_delay_ms"))?,
+            },
+            _ => SyncStrategy::Checkpoint {
+                interval_ms: raw.interval_ms.ok_or_else(|| missing("interval_ms"))?,
+                idle_ms: raw.idle_ms.ok_or_else(|| missing("idle_ms"))?,
+                max_delay_ms: raw.max_delay_ms.ok_or_else(|| missing("max_delay_ms"))?,
+            },
+        })
+    }
 }
 
 impl SyncStrategy {

@@ -42,7 +42,7 @@ impl Error {
 
     /// Was this caused by a simulated power cut?
     pub fn is_power_cut(&self) -> bool {
-        self.io_error().is_some_and(faultfs::is_power_cut)
+        self.io_error().is_some_and(powercut_vfs::is_power_cut)
     }
 }
 

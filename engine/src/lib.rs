@@ -1,4 +1,4 @@
-//! engine: a Bitcask key-value store written against the faultfs `Vfs`, with every sync strategy
+//! engine: a Bitcask key-value store written against the `Vfs` seam (powercut-vfs), with every sync strategy
 //! and switches that reproduce known durability bugs.
 //!
 //! - Data files `NNNNNNNNNN.data`, append-only; each record carries a CRC-32 over all its other

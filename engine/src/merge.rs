@@ -17,7 +17,7 @@
 use crate::error::{Error, Result};
 use crate::format::{self, HintEntry, data_name, hint_name};
 use crate::store::{Engine, Entry};
-use faultfs::{OpenOptions, Vfs, VfsFile};
+use powercut_vfs::{OpenOptions, Vfs, VfsFile};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a merge did.

@@ -23,7 +23,7 @@ use crate::format::{
 };
 use crate::keydir::Keydir;
 use crate::store::{Active, Engine, Entry, active_options};
-use faultfs::{OpenOptions, Vfs, VfsFile};
+use powercut_vfs::{OpenOptions, Vfs, VfsFile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::store::Engine;
-use faultfs::RealFs;
+use powercut_vfs::RealFs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;

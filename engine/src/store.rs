@@ -21,7 +21,7 @@ use crate::format::{
 };
 use crate::keydir::Keydir;
 use crate::recovery::RecoveryReport;
-use faultfs::{OpenOptions, SyncMode, Vfs, VfsFile};
+use powercut_vfs::{OpenOptions, SyncMode, Vfs, VfsFile};
 use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
@@ -175,7 +175,7 @@ impl<V: Vfs> Engine<V> {
         let offset = self.active.len;
         if let Err(e) = self.active.file.write_all_at(&self.unsynced[start..], offset) {
             self.unsynced.truncate(start);
-            if !faultfs::is_power_cut(&e) {
+            if !powercut_vfs::is_power_cut(&e) {
                 // Best effort: remove any partial bytes. Later appends overwrite them anyway,
                 // because the engine writes at its own offset.
                 let _ = self.active.file.set_len(offset);
@@ -227,7 +227,7 @@ impl<V: Vfs> Engine<V> {
         let data_durable = self.config.sync_call == SyncCall::ODsync;
         if !(self.unsynced.is_empty() || data_durable) {
             if let Err(e) = self.sync_active() {
-                if faultfs::is_power_cut(&e) {
+                if powercut_vfs::is_power_cut(&e) {
                     return Err(Error::io("sync")(e));
                 }
                 if self.config.bugs.fsync_retry_after_eio {
@@ -291,7 +291,7 @@ impl<V: Vfs> Engine<V> {
                 self.readers.insert(old.id, old.file);
                 Ok(())
             }
-            Err(e) if faultfs::is_power_cut(&e) => Err(Error::io("rewrite after failed sync")(e)),
+            Err(e) if powercut_vfs::is_power_cut(&e) => Err(Error::io("rewrite after failed sync")(e)),
             Err(e) => {
                 let at_risk = (self.written_through > self.durable_through).then(|| AtRisk {
                     first: self.durable_through + 1,
@@ -336,7 +336,7 @@ impl<V: Vfs> Engine<V> {
         } else {
             match self.vfs.sync_dir() {
                 Ok(()) => true,
-                Err(e) if faultfs::is_power_cut(&e) => return Err(Error::io("sync directory")(e)),
+                Err(e) if powercut_vfs::is_power_cut(&e) => return Err(Error::io("sync directory")(e)),
                 Err(_) => false, // retried before the first durable acknowledgement in it
             }
         };

@@ -903,7 +903,7 @@ impl SimFs {
 
 #[cfg(test)]
 mod tests {
-    use crate::vfs::{OpenOptions, Vfs, VfsFile};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{Profile, SimFs};
 
     /// A crash image is not a copy: untouched files share every page with the run's durable image,
@@ -935,7 +935,7 @@ mod tests {
 
 #[cfg(test)]
 mod state_text {
-    use crate::vfs::{OpenOptions, Vfs, VfsFile};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{Dropped, Profile, SimFs};
 
     /// A state written as text reads back as itself; a state the profile cannot produce is
@@ -983,7 +983,7 @@ mod state_text {
 
 #[cfg(test)]
 mod image_hashes {
-    use crate::vfs::{OpenOptions, Vfs, VfsFile};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{InFlight, Profile, SimFs, image_hash};
 
     /// Process-crash images keep unsynced data a reader sees: two that differ only there hash

@@ -1,8 +1,9 @@
 //! faultfs: the storage seam an engine under test is written against, and two filesystems behind
 //! it.
 //!
-//! - [`Vfs`] / [`VfsFile`]: synchronous, positional, `&self`, `io::Result`, one flat directory.
-//!   Every call but `now()` is one numbered operation.
+//! - [`Vfs`] / [`VfsFile`]: the seam, defined in the `powercut-vfs` crate (which a production
+//!   engine depends on alone) and re-exported here. Every call but `now()` is one numbered
+//!   operation.
 //! - [`SimFs`]: a deterministic simulated disk and page cache. It keeps, per file, the durable
 //!   image, the cached image and the ordered unsynced operations; per directory, the durable and the
 //!   visible entries and the unsynced entry operations. A [`Profile`] decides which subsets of the
@@ -13,8 +14,7 @@
 //!   ENOSPC short writes, bit flips and latent sector errors. Same seed, same states, same bytes.
 //! - [`MemFs`]: a plain in-memory directory with no fault tracking: the baseline SimFs's overhead is
 //!   measured against.
-//! - [`RealFs`]: the same seam over a real directory (`O_SYNC`/`O_DSYNC`, fsync, fdatasync,
-//!   directory fsync), for measuring real throughput and running engines for real.
+//! - [`RealFs`] (from `powercut-vfs`, re-exported): the same seam over a real directory.
 //!
 //! Fault controls live on `SimFs` itself, never on the trait: an engine cannot tell it is being
 //! tested.
@@ -25,10 +25,8 @@ mod fault;
 mod mem;
 mod model;
 mod profile;
-mod real;
 mod sim;
 mod trace;
-mod vfs;
 
 pub use crash::{
     Coverage, CrashPoint, CrashSpace, CrashState, Dropped, Fate, InFlight, image_hash,
@@ -36,7 +34,10 @@ pub use crash::{
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use mem::{MemFile, MemFs};
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
-pub use real::{RealFile, RealFs};
-pub use sim::{Capture, FileState, PowerLost, SimConfig, SimFile, SimFs, is_power_cut};
+pub use sim::{Capture, FileState, SimConfig, SimFile, SimFs};
 pub use trace::{Call, Outcome, TraceEntry};
-pub use vfs::{NAME_MAX_BYTES, OpenOptions, SyncMode, Vfs, VfsFile, check_name};
+/// The seam, re-exported: an engine names these through `powercut_vfs` (or here, in its tests).
+pub use powercut_vfs::{
+    NAME_MAX_BYTES, OpenOptions, PowerLost, RealFile, RealFs, SyncMode, Vfs, VfsFile, check_name,
+    is_power_cut,
+};

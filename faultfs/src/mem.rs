@@ -5,7 +5,7 @@
 //! Same seam semantics as the other implementations: one flat directory, names checked by
 //! [`check_name`], positional I/O, sorted listing; syncs do nothing (there is nothing to lose).
 
-use crate::vfs::{OpenOptions, Vfs, VfsFile, check_name};
+use powercut_vfs::{OpenOptions, Vfs, VfsFile, check_name};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;

@@ -27,7 +27,7 @@ use crate::fault::{EioSemantics, Fault, FaultPlan, Latency};
 use crate::model::{Ino, Model, Op};
 use crate::profile::Profile;
 use crate::trace::{Call, Outcome, TraceEntry};
-use crate::vfs::{OpenOptions, SyncMode, Vfs, VfsFile, check_name};
+use powercut_vfs::{OpenOptions, PowerLost, SyncMode, Vfs, VfsFile, check_name};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
@@ -67,26 +67,6 @@ impl SimConfig {
         self.seed = seed;
         self
     }
-}
-
-/// The error inside every `io::Error` returned once the power is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PowerLost {
-    /// The operation that was in flight.
-    pub op: u64,
-}
-
-impl fmt::Display for PowerLost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "power cut during operation {}", self.op)
-    }
-}
-
-impl std::error::Error for PowerLost {}
-
-/// Is this error a simulated power cut (rather than an I/O error the engine should handle)?
-pub fn is_power_cut(err: &io::Error) -> bool {
-    err.get_ref().is_some_and(|e| e.is::<PowerLost>())
 }
 
 /// What the trace and error messages say about one file.
@@ -239,6 +219,17 @@ impl SimFs {
         let mut inner = self.inner.borrow_mut();
         let mut config = (*inner.config).clone();
         config.faults = faults;
+        inner.config = Rc::new(config);
+    }
+
+    /// Schedule an injected fault at operation `op` (one that has not started yet), beside the
+    /// plan's: a harness that places faults relative to where a workload operation starts does it
+    /// as the run reaches that operation.
+    pub fn schedule_fault(&self, op: u64, fault: Fault) {
+        let mut inner = self.inner.borrow_mut();
+        assert!(op > inner.ops, "operation {op} has already started");
+        let mut config = (*inner.config).clone();
+        config.faults.at_ops.insert(op, fault);
         inner.config = Rc::new(config);
     }
 

@@ -1,0 +1,312 @@
+//! `powercut trace` and `powercut explore`.
+
+use super::explore::{self, Exploration, Options, Promise};
+use super::{Recording, Trace, TraceOp, record};
+use faultfs::Profile;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Arguments of `powercut trace`.
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    /// The directory the program keeps its data in (it must exist; files already in it are the
+    /// durable starting state).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Where to write the trace.
+    #[arg(long, default_value = "powercut.trace")]
+    pub out: PathBuf,
+    /// A stdout line matching this regular expression acknowledges what follows the match.
+    #[arg(long, default_value = "^ACK ")]
+    pub ack: String,
+    /// Make the Nth fsync and the Nth fdatasync of each traced process fail with EIO.
+    #[arg(long)]
+    pub fail_sync: Option<u64>,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `powercut explore`.
+#[derive(clap::Args, Debug)]
+pub struct ExploreArgs {
+    /// A trace written by `powercut trace`.
+    pub trace: PathBuf,
+    /// The program's recovery, `{dir}` standing for a crash state's directory: it exits non-zero
+    /// on a failed recovery, or prints the recovered state as JSON lines {"key": .., "value": ..}.
+    #[arg(long, required_unless_present = "materialize")]
+    pub check: Option<String>,
+    /// Persistence profile (strict, ext4-ordered, ext4-writeback, posix).
+    #[arg(long, default_value = "posix")]
+    pub profile: String,
+    /// Seed for the replay into SimFs, the sampled crash states and the choice within --budget.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Most distinct crash states to check.
+    #[arg(long, default_value_t = 500)]
+    pub budget: usize,
+    /// Distinct states enumerated per crash point (nearest "nothing landed" first).
+    #[arg(long, default_value_t = 6)]
+    pub per_point: u64,
+    /// Seeded random states drawn per crash point besides.
+    #[arg(long, default_value_t = 4)]
+    pub sampled: u32,
+    /// Checks run at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// A check running longer than this is killed and reported as a hang.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// What an acknowledgement promises: `durable` (it survives a power cut) or `none` (a
+    /// recovered state need only be a prefix of the history).
+    #[arg(long, default_value = "durable")]
+    pub promise: String,
+    /// Which crashes: `power` (power cuts), `kill` (process crashes: the page cache survives) or
+    /// `both`.
+    #[arg(long, default_value = "both")]
+    pub crash: String,
+    /// Write the findings as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Instead of exploring, write the one crash state with this id into --into.
+    #[arg(long, requires = "into")]
+    pub materialize: Option<String>,
+    /// A new (or empty) directory for --materialize.
+    #[arg(long)]
+    pub into: Option<PathBuf>,
+}
+
+/// `powercut trace`: Ok(false) when traced.
+pub fn trace(args: TraceArgs) -> Result<bool, String> {
+    if args.out.is_dir() {
+        return Err(format!("--out {}: is a directory", args.out.display()));
+    }
+    let trace = record(&Recording {
+        dir: args.dir,
+        command: args.command,
+        ack: args.ack,
+        fail_sync: args.fail_sync,
+    })?;
+    std::fs::write(&args.out, trace.to_text())
+        .map_err(|e| format!("--out {}: {e}", args.out.display()))?;
+    let count = |f: fn(&TraceOp) -> bool| trace.ops.iter().filter(|o| f(o)).count();
+    println!(
+        "traced `{}` in {}: {} operations ({} writes, {} syncs, {} acknowledgements); exit code {}",
+        trace.header.command.join(" "),
+        trace.header.dir,
+        trace.ops.len(),
+        count(|o| matches!(o, TraceOp::Write { .. })),
+        count(|o| matches!(
+            o,
+            TraceOp::Fsync { .. }
+                | TraceOp::Fdatasync { .. }
+                | TraceOp::SyncDir
+                | TraceOp::SyncFailed { .. }
+        )),
+        count(|o| matches!(o, TraceOp::Ack { .. })),
+        trace.header.exit_code.map_or("none (killed)".into(), |c| c.to_string()),
+    );
+    for w in &trace.header.warnings {
+        println!("warning: {w}");
+    }
+    println!("wrote {}", args.out.display());
+    Ok(false)
+}
+
+/// `powercut explore`: Ok(true) when a crash state failed its check.
+pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
+    let trace = Trace::load(&args.trace)?;
+    let profile = Profile::named(&args.profile).map_err(|e| format!("--profile: {e}"))?;
+    if let (Some(id), Some(into)) = (&args.materialize, &args.into) {
+        return materialize(&trace, &profile, args.seed, id, into);
+    }
+    let promise = match args.promise.as_str() {
+        "durable" => Promise::Durable,
+        "none" => Promise::None,
+        other => return Err(format!("--promise {other:?}: expected durable or none")),
+    };
+    let (power, kill) = match args.crash.as_str() {
+        "power" => (true, false),
+        "kill" => (false, true),
+        "both" => (true, true),
+        other => return Err(format!("--crash {other:?}: expected power, kill or both")),
+    };
+    if args.budget == 0 {
+        return Err("--budget 0: nothing would be checked".into());
+    }
+    let jobs =
+        args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let o = Options {
+        profile,
+        seed: args.seed,
+        budget: args.budget,
+        per_point: args.per_point,
+        sampled: args.sampled,
+        check: args.check.clone().unwrap_or_default(),
+        timeout: Duration::from_millis(args.timeout_ms),
+        jobs,
+        promise,
+        power,
+        kill,
+        shrink_runs: 64,
+        scratch: std::env::temp_dir().join(format!("powercut-explore-{}", std::process::id())),
+    };
+    let bar =
+        if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} check runs  {per_sec}  [{elapsed_precise} < {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let replayed = explore::replay(&trace, &o.profile, o.seed)?;
+    let found = explore::explore(&trace, &replayed, &o, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let found = found?;
+    print_exploration(&args, &trace, &replayed, &found);
+    if let Some(path) = &args.json {
+        let doc = to_json(&trace, &replayed, &found);
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|e| format!("--json {}: {e}", path.display()))?;
+    }
+    Ok(!found.failures.is_empty())
+}
+
+fn materialize(
+    trace: &Trace,
+    profile: &Profile,
+    seed: u64,
+    id: &str,
+    into: &Path,
+) -> Result<bool, String> {
+    if into.exists()
+        && std::fs::read_dir(into)
+            .map_err(|e| format!("--into {}: {e}", into.display()))?
+            .next()
+            .is_some()
+    {
+        return Err(format!("--into {}: not empty (nothing was written)", into.display()));
+    }
+    let replayed = explore::replay(trace, profile, seed)?;
+    let (point, crash) = explore::find_state(&replayed, id)?;
+    explore::materialize_into(&explore::image_of(&replayed, point, &crash), into)?;
+    println!("{}", explore::in_flight(trace, &replayed, point));
+    match &crash {
+        explore::Crash::Power(state) => {
+            for line in replayed.points[point].0.power_cut_space().describe(state) {
+                println!("  {line}");
+            }
+        }
+        explore::Crash::Kill(fate) => {
+            println!("  a process crash; the operation in flight: {fate:?}")
+        }
+    }
+    println!("wrote crash state {id} into {}", into.display());
+    Ok(false)
+}
+
+fn repro(args: &ExploreArgs, id: &str) -> String {
+    format!(
+        "powercut explore {} --profile {} --seed {} --materialize '{id}' --into /tmp/powercut-state",
+        args.trace.display(),
+        args.profile,
+        args.seed
+    )
+}
+
+fn print_failure(
+    args: &ExploreArgs,
+    trace: &Trace,
+    replayed: &explore::Replayed,
+    f: &explore::Failure,
+) {
+    println!("  {}: {}", f.verdict.class, f.verdict.why);
+    println!("    {}", explore::in_flight(trace, replayed, f.point));
+    let shown = f.dropped.len().min(6);
+    for line in &f.dropped[..shown] {
+        println!("    dropped: {line}");
+    }
+    if f.dropped.len() > shown {
+        println!("    dropped: ... and {} more", f.dropped.len() - shown);
+    }
+    let out: Vec<&str> = f.run.stdout.lines().take(4).collect();
+    if !out.is_empty() {
+        println!("    check printed: {}", out.join(" | "));
+    }
+    println!("    state {}", f.id);
+    println!("    re-create it: {}", repro(args, &f.id));
+}
+
+fn print_exploration(
+    args: &ExploreArgs,
+    trace: &Trace,
+    replayed: &explore::Replayed,
+    x: &Exploration,
+) {
+    let per_sec = x.checked as f64 / x.seconds.max(1e-9);
+    println!(
+        "explored {}: {} crash points, {} candidate states, {} distinct judged ({} check runs), crashes {}, profile {}, seed {}",
+        args.trace.display(),
+        x.points,
+        x.candidates,
+        x.checked,
+        x.check_runs,
+        args.crash,
+        args.profile,
+        args.seed
+    );
+    println!(
+        "  {:.1} s, {per_sec:.0} states/s; the check processes took {:.1} s of it (summed over jobs)",
+        x.seconds, x.check_seconds
+    );
+    for w in &trace.header.warnings {
+        println!("  warning: {w}");
+    }
+    if x.failures.is_empty() {
+        println!("no failures");
+        return;
+    }
+    let mut by_class = std::collections::BTreeMap::new();
+    for f in &x.failures {
+        *by_class.entry(f.verdict.class).or_insert(0) += 1;
+    }
+    let classes: Vec<String> = by_class.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    println!("{} failing states ({})", x.failures.len(), classes.join(", "));
+    println!("first failure:");
+    print_failure(args, trace, replayed, &x.failures[0]);
+    if let Some((s, runs)) = &x.shrunk {
+        println!("shrunk ({runs} check runs):");
+        print_failure(args, trace, replayed, s);
+    }
+}
+
+fn to_json(trace: &Trace, replayed: &explore::Replayed, x: &Exploration) -> serde_json::Value {
+    let failure = |f: &explore::Failure| {
+        json!({
+            "class": f.verdict.class,
+            "why": f.verdict.why,
+            "state": f.id,
+            "at": explore::in_flight(trace, replayed, f.point),
+            "dropped": f.dropped,
+            "check_exit": f.run.exit,
+            "check_stdout": f.run.stdout,
+            "check_stderr": f.run.stderr,
+        })
+    };
+    json!({
+        "crash_points": x.points,
+        "candidates": x.candidates,
+        "checked": x.checked,
+        "check_runs": x.check_runs,
+        "seconds": x.seconds,
+        "check_seconds": x.check_seconds,
+        "failures": x.failures.iter().map(failure).collect::<Vec<_>>(),
+        "shrunk": x.shrunk.as_ref().map(|(f, runs)| json!({"failure": failure(f), "check_runs": runs})),
+    })
+}

@@ -1,0 +1,753 @@
+//! The `powercut` command line, for any [`Subject`].
+//!
+//! A crate that implements `Subject` for its engine gets the whole command line — run, replay,
+//! shrink, list, merge, JSON and JUnit results, partitions, failure files, the determinism check —
+//! in one line of a `[[bin]]`:
+//!
+//! ```text
+//! fn main() {
+//!     powercut::cli::main::<MyEngine>()
+//! }
+//! ```
+//!
+//! Every command it prints (reproduce, shrink, replay) names that binary as it was invoked. The
+//! built-in `powercut` binary is the same command line for the Bitcask engine, plus `report`,
+//! `trace` and `explore`.
+//!
+//! Exit codes: 0 clean, 1 a violation was found (or a run was not deterministic), 2 bad input
+//! (nothing is run or written), 3 an internal error.
+
+use crate::case::{Case, format_ops};
+use crate::oracle::Class;
+use crate::replay::replay;
+use crate::run::SeedOutcome;
+use crate::scenario::Scenario;
+use crate::shrink::{Shrunk, shrink};
+use crate::subject::{Subject, config_for};
+use crate::suite::{ScenarioResult, merge, run_seeds, to_json};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The command line of a subject's binary.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Crash-consistency torture tests: cut the power at every syscall, check what survives",
+    after_help = "A failing seed prints the command that replays it. Start with `run`, then \
+                  `replay` and `shrink` on what it finds. Exit codes: 0 clean, 1 a check failed, \
+                  2 bad input, 3 an internal error."
+)]
+struct SubjectCli {
+    #[command(subcommand)]
+    command: SubjectCommand,
+}
+
+/// What every subject's command line does.
+#[derive(Subcommand, Debug)]
+enum SubjectCommand {
+    /// Run scenarios (default: the default suite) and check every crash state.
+    Run(RunArgs),
+    /// Re-run one seed and show, step by step, what happened and which check failed.
+    Replay(ReplayArgs),
+    /// Reduce a failing seed to a minimal case that still fails the same check.
+    Shrink(ShrinkArgs),
+    /// Combine the --json results of partitions into one summary (same digest as one run).
+    Merge(MergeArgs),
+    /// List the default scenarios, persistence profiles and the subject's bug switches.
+    List,
+}
+
+#[cfg(feature = "bitcask")]
+#[derive(Parser, Debug)]
+#[command(
+    name = "powercut",
+    version,
+    about = "Crash-consistency torture tests: cut the power at every syscall, check what survives",
+    after_help = "A failing seed prints the command that replays it. Start with `powercut run`, \
+                  then `powercut replay` and `powercut shrink` on what it finds. Exit codes: 0 \
+                  clean, 1 a check failed, 2 bad input, 3 an internal error."
+)]
+struct BuiltinCli {
+    #[command(subcommand)]
+    command: BuiltinCommand,
+}
+
+#[cfg(feature = "bitcask")]
+#[derive(Subcommand, Debug)]
+enum BuiltinCommand {
+    #[command(flatten)]
+    Subject(SubjectCommand),
+    /// Write the durability report (durability.{json,md,html}): each strategy's speed on this
+    /// disk beside its crash-tested loss, the known-bug table, the harness's speed.
+    Report(ReportArgs),
+    /// Run an unmodified program under strace and record what it does to one directory, with
+    /// its acknowledgements, as a trace of logical file operations.
+    Trace(crate::blackbox::cmd::TraceArgs),
+    /// Crash-test a traced program: every distinct crash state of its trace, materialized into
+    /// a directory, checked by the program's own recovery, judged against its acknowledgements.
+    Explore(crate::blackbox::cmd::ExploreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Scenario files or default-suite names; none runs the default suite.
+    scenarios: Vec<String>,
+    /// Seed range A..B (B excluded), or one seed S; default: each scenario's 0..seeds.
+    #[arg(long)]
+    seeds: Option<String>,
+    /// Run only share K of N of the seeds (1 <= K <= N): seeds s with s % N == K - 1. The N
+    /// shares are disjoint and together are the whole run.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Turn on a known bug of the subject in every scenario (repeatable); see `list`.
+    #[arg(long = "bug", visible_alias = "engine-bug")]
+    bugs: Vec<String>,
+    /// Write machine-readable results (merge them with `merge`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write JUnit XML: one testcase per scenario.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Directory for one JSON file per failing seed: the violation, the command that replays it,
+    /// the command that shrinks it, and (for the first failing seed of each scenario) the shrunk
+    /// case itself.
+    #[arg(long, default_value = "target/powercut-failures")]
+    failures: PathBuf,
+    /// Do not shrink failures (faster when many seeds fail).
+    #[arg(long)]
+    no_shrink: bool,
+    /// Run every seed twice and fail on any difference.
+    #[arg(long)]
+    check_determinism: bool,
+    /// No progress bar and no per-failure lines: the summary only.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct CaseArgs {
+    /// The scenario: a file, or a default-suite name.
+    scenario: String,
+    /// The seed.
+    #[arg(long)]
+    seed: u64,
+    /// Turn on a known bug of the subject (repeatable).
+    #[arg(long = "bug", visible_alias = "engine-bug")]
+    bugs: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    #[command(flatten)]
+    case: CaseArgs,
+    /// Only this crash point (operation number); default: the first failing one, else all.
+    #[arg(long)]
+    crash_at: Option<u64>,
+    /// Only this crash state at the crash point.
+    #[arg(long)]
+    state: Option<u32>,
+    /// Only these workload operations, e.g. 0-3,7 (as `shrink` prints).
+    #[arg(long)]
+    ops: Option<String>,
+    /// Exactly these injected faults, e.g. 12:sync-eio,40:write-eio (as `shrink` prints).
+    #[arg(long)]
+    faults: Option<String>,
+    /// Enumerate crash states exhaustively up to this budget (as `shrink` prints).
+    #[arg(long)]
+    exhaustive: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ShrinkArgs {
+    #[command(flatten)]
+    case: CaseArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct MergeArgs {
+    /// The --json results of the partitions.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Write the merged results here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[cfg(feature = "bitcask")]
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// Where to write the report.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Fewer seeds and operations: under two minutes on 2 cores.
+    #[arg(long)]
+    quick: bool,
+}
+
+/// A bad-input error: exit 2.
+struct BadInput(String);
+
+impl From<String> for BadInput {
+    fn from(s: String) -> Self {
+        BadInput(s)
+    }
+}
+
+/// What a command line knows about itself: the subject's base configuration and the binary's
+/// name (for the commands it prints).
+struct Ctx<S: Subject> {
+    config: S::Config,
+    bin: String,
+    bugs: Vec<String>,
+}
+
+/// The name this binary was invoked by (file name only), for the commands it prints.
+fn bin_name(fallback: &str) -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// Run the command line of subject `S`, its configuration `S::Config::default()` where a
+/// scenario has no `subject.<NAME>` section; exits with the exit code.
+pub fn main<S: Subject>() -> !
+where
+    S::Config: Default,
+{
+    main_with::<S>(S::Config::default())
+}
+
+/// [`main`] with this configuration where a scenario has no section for the subject.
+pub fn main_with<S: Subject>(config: S::Config) -> ! {
+    crate::keep_freed_memory();
+    let bin = bin_name(S::NAME);
+    let command = SubjectCli::command().bin_name(bin.clone()).display_name(bin.clone());
+    let matches = match command.try_get_matches() {
+        Ok(m) => m,
+        Err(e) => exit_clap(e),
+    };
+    let cli = match SubjectCli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => exit_clap(e),
+    };
+    std::process::exit(outcome(|| subject_command::<S>(cli.command, config, bin, "")))
+}
+
+/// The built-in `powercut` binary: the command line of the Bitcask subject, plus `report`,
+/// `trace` and `explore`.
+#[cfg(feature = "bitcask")]
+pub fn builtin_main() -> ! {
+    crate::keep_freed_memory();
+    let cli = match BuiltinCli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_clap(e),
+    };
+    std::process::exit(outcome(|| match cli.command {
+        BuiltinCommand::Subject(c) => subject_command::<crate::bitcask::Bitcask>(
+            c,
+            crate::bitcask::BitcaskSpec::default(),
+            "powercut".into(),
+            BITCASK_LIST,
+        ),
+        BuiltinCommand::Report(args) => report(args),
+        BuiltinCommand::Trace(args) => crate::blackbox::cmd::trace(args).map_err(BadInput),
+        BuiltinCommand::Explore(args) => crate::blackbox::cmd::explore_cmd(args).map_err(BadInput),
+    }))
+}
+
+#[cfg(feature = "bitcask")]
+const BITCASK_LIST: &str = "\nsync strategies (subject.bitcask.strategy.kind):
+  o_sync                       every write durable before it is acknowledged
+  interval {ms}                a tick syncs when dirty and ms have passed (seed 000)
+  none                         never syncs on the write path; the OS writeback decides
+  batch {max_ops, max_delay_ms} group commit: acknowledged when the group's sync completes
+  checkpoint {interval_ms, idle_ms, max_delay_ms} background checkpointer with idle defer and max delay (seed 001)
+
+sync calls (subject.bitcask.sync_call): fsync, fdatasync, o_dsync
+";
+
+fn exit_clap(e: clap::Error) -> ! {
+    let code = if e.use_stderr() { 2 } else { 0 };
+    let _ = e.print();
+    std::process::exit(code)
+}
+
+/// Run a command, mapping its result (and a panic) to the exit code.
+fn outcome(f: impl FnOnce() -> Result<bool, BadInput>) -> i32 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(false)) => 0,
+        Ok(Ok(true)) => 1,
+        Ok(Err(BadInput(msg))) => {
+            eprintln!("powercut: {msg}");
+            2
+        }
+        Err(_) => {
+            eprintln!("powercut: internal error (a panic; see above)");
+            3
+        }
+    }
+}
+
+fn subject_command<S: Subject>(
+    command: SubjectCommand,
+    config: S::Config,
+    bin: String,
+    list_extra: &str,
+) -> Result<bool, BadInput> {
+    let bugs = match &command {
+        SubjectCommand::Run(a) => a.bugs.clone(),
+        SubjectCommand::Replay(a) => a.case.bugs.clone(),
+        SubjectCommand::Shrink(a) => a.case.bugs.clone(),
+        _ => Vec::new(),
+    };
+    let ctx = Ctx::<S> { config, bin, bugs };
+    match command {
+        SubjectCommand::Run(args) => run(&ctx, args),
+        SubjectCommand::Replay(args) => replay_cmd(&ctx, args),
+        SubjectCommand::Shrink(args) => shrink_cmd(&ctx, args),
+        SubjectCommand::Merge(args) => merge_cmd(args),
+        SubjectCommand::List => list::<S>(list_extra),
+    }
+}
+
+/// Load a scenario named on the command line: a file, or a default-suite name. Returns it with
+/// the label the printed commands use for it.
+fn resolve_scenario(arg: &str) -> Result<(Scenario, String), BadInput> {
+    let path = Path::new(arg);
+    if path.exists() || arg.ends_with(".json") || arg.contains('/') {
+        return Ok((Scenario::load(path)?, arg.to_string()));
+    }
+    match crate::scenarios::named(arg) {
+        Some(s) => Ok((s, arg.to_string())),
+        None => Err(BadInput(format!(
+            "{arg}: no such scenario file, and no default scenario of that name (`list` shows them)"
+        ))),
+    }
+}
+
+impl<S: Subject> Ctx<S> {
+    /// The subject's configuration for `scenario`, with the command line's bug switches on.
+    fn config_for(&self, scenario: &Scenario) -> Result<S::Config, BadInput> {
+        config_for::<S>(scenario, &self.config, &self.bugs)
+            .map_err(|e| BadInput(format!("scenario {}: {e}", scenario.name)))
+    }
+
+    fn bug_flags(&self) -> String {
+        self.bugs.iter().map(|b| format!(" --bug {b}")).collect()
+    }
+
+    fn replay_command(&self, label: &str, case: &Case) -> String {
+        format!("{} replay {label} {case}{}", self.bin, self.bug_flags())
+    }
+
+    fn shrink_command(&self, label: &str, seed: u64) -> String {
+        format!("{} shrink {label} --seed {seed}{}", self.bin, self.bug_flags())
+    }
+}
+
+/// Parse `A..B` or `S`.
+pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("--seeds {text:?}: expected A..B (A < B, B excluded) or a single seed S");
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let a: u64 = a.trim().parse().map_err(|_| bad())?;
+            let b: u64 = b.trim().parse().map_err(|_| bad())?;
+            if a >= b {
+                return Err(bad());
+            }
+            Ok(a..b)
+        }
+        None => {
+            let s: u64 = text.trim().parse().map_err(|_| bad())?;
+            Ok(s..s.checked_add(1).ok_or_else(bad)?)
+        }
+    }
+}
+
+/// Parse `K/N` (1 <= K <= N).
+pub fn parse_partition(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--partition {text:?}: expected K/N with 1 <= K <= N, e.g. 2/3");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+struct Job<S: Subject> {
+    label: String,
+    scenario: Scenario,
+    config: S::Config,
+    seeds: Vec<u64>,
+}
+
+fn check_output_path(flag: &str, path: &Option<PathBuf>) -> Result<(), BadInput> {
+    if let Some(p) = path {
+        if p.is_dir() {
+            return Err(BadInput(format!("{flag} {}: is a directory", p.display())));
+        }
+    }
+    Ok(())
+}
+
+fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadInput> {
+    let named: Vec<(Scenario, String)> = if args.scenarios.is_empty() {
+        crate::scenarios::default().into_iter().map(|s| (s.clone(), s.name)).collect()
+    } else {
+        args.scenarios.iter().map(|a| resolve_scenario(a)).collect::<Result<_, _>>()?
+    };
+    let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    let partition = args.partition.as_deref().map(parse_partition).transpose()?;
+    if args.jobs == Some(0) {
+        return Err(BadInput("--jobs 0: need at least one thread".into()));
+    }
+    check_output_path("--json", &args.json)?;
+    check_output_path("--junit", &args.junit)?;
+    let mut jobs = Vec::new();
+    for (scenario, label) in named {
+        let config = ctx.config_for(&scenario)?;
+        let range = seeds.clone().unwrap_or(0..scenario.seeds);
+        let seeds: Vec<u64> = match partition {
+            Some((k, n)) => range.filter(|s| s % n == k - 1).collect(),
+            None => range.collect(),
+        };
+        jobs.push(Job { label, scenario, config, seeds });
+    }
+    Ok(jobs)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&apos;".to_string(),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// JUnit XML: one testsuite, one testcase per scenario; a failing scenario carries its first
+/// failing seeds with class, message and the command that reproduces each.
+fn junit<S: Subject>(ctx: &Ctx<S>, jobs: &[Job<S>], results: &[ScenarioResult]) -> String {
+    let failures = results.iter().filter(|r| r.violations() > 0).count();
+    let time: f64 = results.iter().map(|r| r.elapsed_secs).sum();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"powercut\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n",
+        results.len(),
+        results.len()
+    );
+    for (job, r) in jobs.iter().zip(results) {
+        x.push_str(&format!(
+            "    <testcase classname=\"powercut.{}\" name=\"{}\" time=\"{:.3}\">\n",
+            xml_escape(&r.name),
+            xml_escape(&r.name),
+            r.elapsed_secs
+        ));
+        let failing: Vec<_> = r.seeds.iter().filter(|s| !s.violations.is_empty()).collect();
+        if let Some(first) = failing.first() {
+            let v = &first.violations[0];
+            let mut body = String::new();
+            for s in failing.iter().take(20) {
+                let v = &s.violations[0];
+                body.push_str(&format!(
+                    "seed {}: {} at op {} ({}): {}\nreproduce: {}\n\n",
+                    s.seed,
+                    v.class,
+                    v.crash_op,
+                    v.crash_kind.name(),
+                    v.message,
+                    ctx.replay_command(&job.label, &Case::state(s.seed, v.crash_op, v.state))
+                ));
+            }
+            x.push_str(&format!(
+                "      <failure type=\"{}\" message=\"{} failing seeds; first: seed {}: {}\">{}</failure>\n",
+                v.class,
+                failing.len(),
+                first.seed,
+                xml_escape(&v.message),
+                xml_escape(&body)
+            ));
+        }
+        x.push_str(&format!(
+            "      <system-out>{} seeds, {} crash states, {} distinct</system-out>\n    </testcase>\n",
+            r.seeds.len(),
+            r.crash_states(),
+            r.distinct_states()
+        ));
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+fn shrunk_json<S: Subject>(ctx: &Ctx<S>, label: &str, s: &Shrunk) -> Value {
+    json!({
+        "class": s.class.name(),
+        "message": s.message,
+        "ops": s.keep.len(),
+        "original_ops": s.original_ops,
+        "keep": format_ops(&s.keep),
+        "crash_op": s.crash_op,
+        "state": s.state,
+        "faults": crate::case::format_faults(&s.faults),
+        "exhaustive": s.exhaustive,
+        "replay": ctx.replay_command(label, &Case::from(s)),
+    })
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), BadInput> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BadInput(format!("{}: cannot create: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| BadInput(format!("{}: cannot write: {e}", path.display())))
+}
+
+fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
+    let jobs = prepare(ctx, &args)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .map_err(|e| BadInput(format!("--jobs: {e}")))?;
+    let total: u64 = jobs.iter().map(|j| j.seeds.len() as u64).sum();
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar =
+        if show { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds  {per_sec}  {msg}  [{elapsed_precise} < {eta}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let violations = AtomicU64::new(0);
+    let on_seed = |o: &SeedOutcome| {
+        let v = violations.fetch_add(o.violations.len() as u64, Ordering::Relaxed)
+            + o.violations.len() as u64;
+        bar.set_message(format!("{v} violations"));
+        bar.inc(1);
+    };
+    let results: Vec<ScenarioResult> = pool.install(|| {
+        jobs.iter()
+            .map(|job| {
+                bar.set_prefix(job.scenario.name.clone());
+                run_seeds::<S>(&job.scenario, &job.config, &job.seeds, &on_seed)
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut nondeterministic = Vec::new();
+    if args.check_determinism {
+        let again: Vec<ScenarioResult> = pool.install(|| {
+            jobs.iter()
+                .map(|job| run_seeds::<S>(&job.scenario, &job.config, &job.seeds, &|_| {}))
+                .collect()
+        });
+        for (a, b) in results.iter().zip(&again) {
+            for (x, y) in a.seeds.iter().zip(&b.seeds) {
+                if x != y {
+                    nondeterministic.push(format!("{} seed {}", a.name, x.seed));
+                }
+            }
+        }
+    }
+    print!("{}", crate::suite::table(&results));
+    let mut failures = 0;
+    for (job, r) in jobs.iter().zip(&results) {
+        let mut shrunk_one = args.no_shrink;
+        for s in &r.seeds {
+            let Some(v) = s.violations.first() else { continue };
+            failures += 1;
+            let repro = ctx.replay_command(&job.label, &Case::state(s.seed, v.crash_op, v.state));
+            let shrunk = if shrunk_one {
+                None
+            } else {
+                shrunk_one = true;
+                shrink::<S>(&job.scenario, &job.config, s.seed, None)
+            };
+            if !args.quiet && failures <= 20 {
+                println!(
+                    "\nFAIL {} seed {}: {} at op {} ({})",
+                    r.name,
+                    s.seed,
+                    v.class,
+                    v.crash_op,
+                    v.crash_kind.name()
+                );
+                println!("  {}", v.message);
+                println!("  reproduce: {repro}");
+                if let Some(sh) = &shrunk {
+                    println!(
+                        "  shrunk ({}) to {} of {} operations: {}",
+                        sh.class,
+                        sh.keep.len(),
+                        sh.original_ops,
+                        ctx.replay_command(&job.label, &Case::from(sh))
+                    );
+                }
+            }
+            let record = json!({
+                "scenario": job.label,
+                "name": r.name,
+                "seed": s.seed,
+                "crash_op": v.crash_op,
+                "crash_kind": v.crash_kind.name(),
+                "state": v.state,
+                "class": v.class.name(),
+                "message": v.message,
+                "subject": S::NAME,
+                "bugs": ctx.bugs,
+                "reproduce": repro,
+                "shrink": ctx.shrink_command(&job.label, s.seed),
+                "shrunk": shrunk.map(|sh| shrunk_json(ctx, &job.label, &sh)),
+            });
+            let file = args.failures.join(format!("{}-seed-{}.json", r.name, s.seed));
+            write_file(&file, &(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n"))?;
+        }
+    }
+    if failures > 20 && !args.quiet {
+        println!("\n... and {} more failing seeds", failures - 20);
+    }
+    if failures > 0 {
+        println!("\nfailing seeds written to {}/", args.failures.display());
+    }
+    for n in &nondeterministic {
+        println!("NONDETERMINISTIC: {n} gave different outcomes on two runs");
+    }
+    let doc = to_json(&results);
+    println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
+    if let Some(path) = &args.json {
+        write_file(path, &(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
+    }
+    if let Some(path) = &args.junit {
+        write_file(path, &junit(ctx, &jobs, &results))?;
+    }
+    Ok(failures > 0 || !nondeterministic.is_empty())
+}
+
+fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInput> {
+    let (scenario, label) = resolve_scenario(&args.case.scenario)?;
+    let config = ctx.config_for(&scenario)?;
+    let case = Case {
+        seed: args.case.seed,
+        keep: args.ops.as_deref().map(crate::case::parse_ops).transpose()?,
+        crash_op: args.crash_at,
+        state: args.state,
+        faults: args.faults.as_deref().map(crate::case::parse_faults).transpose()?,
+        exhaustive: match args.exhaustive {
+            Some(0) => return Err(BadInput("--exhaustive 0: the budget must be positive".into())),
+            b => b,
+        },
+    };
+    let replayed = replay::<S>(&scenario, &config, &case);
+    println!("({label})");
+    print!("{}", replayed.text);
+    Ok(!replayed.outcome.violations.is_empty())
+}
+
+fn shrink_cmd<S: Subject>(ctx: &Ctx<S>, args: ShrinkArgs) -> Result<bool, BadInput> {
+    let (scenario, label) = resolve_scenario(&args.case.scenario)?;
+    let config = ctx.config_for(&scenario)?;
+    match shrink::<S>(&scenario, &config, args.case.seed, None) {
+        None => {
+            println!(
+                "seed {} of {} does not fail: nothing to shrink",
+                args.case.seed, scenario.name
+            );
+            Ok(false)
+        }
+        Some(s) => {
+            println!(
+                "{} on seed {}: shrunk from {} to {} workload operations",
+                s.class,
+                s.seed,
+                s.original_ops,
+                s.keep.len()
+            );
+            println!("  operations kept: {}", format_ops(&s.keep));
+            println!(
+                "  crash point: op {}, state {}{}",
+                s.crash_op,
+                s.state,
+                s.exhaustive.map_or(String::new(), |b| format!(" (exhaustive, budget {b})"))
+            );
+            if !s.faults.is_empty() {
+                println!("  injected faults: {}", crate::case::format_faults(&s.faults));
+            }
+            println!("  {}", s.message);
+            println!("\nreplay it:\n  {}", ctx.replay_command(&label, &Case::from(&s)));
+            Ok(true)
+        }
+    }
+}
+
+fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
+    check_output_path("--json", &args.json)?;
+    let mut docs = Vec::new();
+    for path in &args.results {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), e.line())))?;
+        docs.push((path.display().to_string(), doc));
+    }
+    let results = merge(&docs).map_err(BadInput)?;
+    print!("{}", crate::suite::table(&results));
+    let doc = to_json(&results);
+    println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
+    if let Some(path) = &args.json {
+        write_file(path, &(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
+    }
+    Ok(results.iter().any(|r| r.violations() > 0))
+}
+
+fn list<S: Subject>(extra: &str) -> Result<bool, BadInput> {
+    println!("default scenarios (a name runs it, as a file path runs a file):");
+    for s in crate::scenarios::default() {
+        println!("  {:<28} {}", s.name, s.description);
+    }
+    println!("\npersistence profiles (faults.profile):");
+    for name in faultfs::PROFILE_NAMES {
+        println!("  {name:<28} {}", faultfs::Profile::describe(name));
+    }
+    println!("\n{} bug switches (--bug):", S::NAME);
+    if S::BUGS.is_empty() {
+        println!("  (none)");
+    }
+    for (name, what) in S::BUGS {
+        println!("  {name:<28} {what}");
+    }
+    print!("{extra}");
+    println!("\ncrash points (faults.crash_points): random, every-op, at-sync-points");
+    println!("violation classes: {}", Class::ALL.map(Class::name).join(", "));
+    Ok(false)
+}
+
+#[cfg(feature = "bitcask")]
+fn report(args: ReportArgs) -> Result<bool, BadInput> {
+    if args.out.is_file() {
+        return Err(BadInput(format!("--out {}: is a file", args.out.display())));
+    }
+    let scratch = Path::new("target").join("report-disk");
+    let start = std::time::Instant::now();
+    let doc = crate::report::collect(&scratch, args.quick);
+    let written = crate::report::write(&args.out, &doc).map_err(BadInput)?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    println!("in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(false)
+}

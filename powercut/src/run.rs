@@ -1,0 +1,845 @@
+//! Running one seed: the workload once, crash points captured as it goes (prefix reuse), then for
+//! each crash point its crash states, a recovery on each, and the oracle's checks.
+//!
+//! Everything here is deterministic: one ChaCha stream per seed, virtual time only, no threads.
+//! The same scenario, seed and binary give the same outcome, byte for byte.
+
+use crate::oracle::{Class, Crash, CrashKind, History, Loss, Report, Rules, State, Status, Write};
+use crate::scenario::{CrashPoints, Scenario, States};
+use crate::subject::{Ack, Promise, Subject, SubjectError};
+use crate::workload::{self, Op, key_bytes, value_bytes};
+use faultfs::{Call, Capture, CrashPoint, Fault, FaultPlan, InFlight, Latency, SimConfig, SimFs};
+use std::cell::Cell;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// One violation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub class: Class,
+    /// The crash point (operation number) and kind.
+    pub crash_op: u64,
+    pub crash_kind: CrashKind,
+    /// Which state at that crash point (0-based), for replay.
+    pub state: u32,
+    pub message: String,
+}
+
+/// What one seed found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub crash_states: u64,
+    pub distinct_states: u64,
+    pub violations: Vec<Violation>,
+    /// Loss within the promise, per crash kind: (power cut, kill).
+    pub loss_power_cut: LossTotals,
+    pub loss_kill: LossTotals,
+    /// Filesystem operations the workload took.
+    pub ops: u64,
+}
+
+/// Loss summed over crash states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossTotals {
+    pub states: u64,
+    pub acked_lost: u64,
+    pub acked_lost_max: u64,
+    pub bytes_lost: u64,
+    pub window_max: Duration,
+    pub reported_lost: u64,
+}
+
+impl LossTotals {
+    fn add(&mut self, l: Loss) {
+        self.states += 1;
+        self.acked_lost += l.acked_lost;
+        self.acked_lost_max = self.acked_lost_max.max(l.acked_lost);
+        self.bytes_lost += l.bytes_lost;
+        self.window_max = self.window_max.max(l.window.unwrap_or_default());
+        self.reported_lost += l.reported_lost;
+    }
+
+    pub fn merge(&mut self, o: &LossTotals) {
+        self.states += o.states;
+        self.acked_lost += o.acked_lost;
+        self.acked_lost_max = self.acked_lost_max.max(o.acked_lost_max);
+        self.bytes_lost += o.bytes_lost;
+        self.window_max = self.window_max.max(o.window_max);
+        self.reported_lost += o.reported_lost;
+    }
+}
+
+/// A position anchored to a workload operation: `offset` filesystem operations after the start of
+/// plan operation `plan` (or of the run, when `plan` is `None`). It moves with the workload when
+/// earlier operations are dropped, and is resolved as the run reaches it, so it stays right when a
+/// fault changes how many filesystem operations later workload operations take.
+pub type Anchor = (Option<u32>, u64);
+
+/// A crash point and injected faults placed by [`Anchor`]s (what the shrinker works with).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchored {
+    /// Where the crash point is.
+    pub crash: Anchor,
+    /// Exactly these injected faults, instead of the scenario's rates.
+    pub faults: Vec<(Anchor, Fault)>,
+}
+
+/// Optional narrowing of a seed's run, for replay and shrinking.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Focus {
+    /// Only this crash point (operation number).
+    pub crash_op: Option<u64>,
+    /// Only these workload operations (indexes into the seed's plan, ascending).
+    pub keep: Option<Vec<u32>>,
+    /// Only this crash state (index at the crash point).
+    pub state: Option<u32>,
+    /// Exactly these injected faults (operation number -> fault) instead of the scenario's rates.
+    pub faults: Option<BTreeMap<u64, Fault>>,
+    /// Choose crash states this way instead of the scenario's (a shrunk case's exhaustive
+    /// budget: its state index counts in that enumeration).
+    pub states: Option<States>,
+    /// The crash point and faults by anchor (instead of `crash_op` and `faults`).
+    pub anchored: Option<Anchored>,
+    /// Collect a [`Detail`] for a person to read.
+    pub detail: bool,
+}
+
+impl Focus {
+    /// Is the run narrowed to one crash point?
+    fn targeted(&self) -> bool {
+        self.crash_op.is_some() || self.anchored.is_some()
+    }
+}
+
+/// What a replay shows a person.
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    /// The workload operations run, with their plan index.
+    pub plan: Vec<(u32, Op)>,
+    /// Per workload operation run: (plan index, first op before it, last op of it).
+    pub ranges: Vec<(u32, u64, u64)>,
+    pub history: History,
+    pub trace: Vec<faultfs::TraceEntry>,
+    /// Faults that fired in the run.
+    pub fired: Vec<(u64, faultfs::Fault)>,
+    /// Per crash state checked: its crash point, kind, index, and what the crash kept and dropped.
+    pub states: Vec<(Crash, u32, Vec<String>)>,
+}
+
+fn state_of<S: Subject>(fs: SimFs, config: &S::Config) -> Result<(S, State), SubjectError> {
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let mut subject = S::open(fs, config)?;
+        let state = subject.state()?;
+        Ok((subject, state))
+    }));
+    opened.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(no message)".into());
+        Err(SubjectError::new(format!("recovery panicked: {msg}")))
+    })
+}
+
+/// The independent streams one seed draws from.
+struct Streams {
+    workload: ChaCha8Rng,
+    fs_seed: u64,
+    points: ChaCha8Rng,
+    states_seed: u64,
+}
+
+impl Streams {
+    fn new(seed: u64) -> Streams {
+        let mut root = ChaCha8Rng::seed_from_u64(seed);
+        let mut sub = || ChaCha8Rng::seed_from_u64(root.next_u64());
+        let workload = sub();
+        let points = sub();
+        let states_seed = root.next_u64();
+        let fs_seed = root.next_u64();
+        Streams { workload, fs_seed, points, states_seed }
+    }
+
+    /// The stream of one crash point: replaying that point alone draws the same states.
+    fn at_point(&self, op: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.states_seed ^ op.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The stream of the checks of one crash state: replaying that state alone draws the same.
+    fn at_state(&self, op: u64, state: usize) -> ChaCha8Rng {
+        let salt = (state as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        ChaCha8Rng::seed_from_u64(self.states_seed ^ op.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt)
+    }
+}
+
+/// The result of running the workload once.
+struct Live {
+    history: History,
+    points: Vec<CrashPoint>,
+    ops: u64,
+    violations: Vec<Violation>,
+    /// The workload operations run, with their plan index.
+    plan: Vec<(u32, Op)>,
+    /// Per workload operation run: (plan index, first op before it, last op of it).
+    ranges: Vec<(u32, u64, u64)>,
+    trace: Vec<faultfs::TraceEntry>,
+    fired: Vec<(u64, faultfs::Fault)>,
+}
+
+pub(crate) fn sim_config(scenario: &Scenario, fs_seed: u64) -> SimConfig {
+    let f = &scenario.faults;
+    let faults = FaultPlan {
+        sync_eio_rate: f.sync_eio_rate,
+        write_eio_rate: f.write_eio_rate,
+        eio_semantics: f.eio_semantics,
+        capacity_bytes: f.capacity_bytes,
+        ..FaultPlan::none()
+    };
+    SimConfig::new(f.profile.clone()).latency(Latency::default()).faults(faults).seed(fs_seed)
+}
+
+/// The oracle's reading of promises for this scenario.
+pub fn rules(scenario: &Scenario) -> Rules {
+    let latency = Latency::default();
+    let sync =
+        Duration::from_nanos(latency.sync_all_ns + latency.sync_dir_ns + latency.metadata_ns);
+    let slack = Duration::from_millis(scenario.faults.tick_ms) + sync * 2;
+    let writeback = scenario
+        .faults
+        .profile
+        .writeback
+        .map(|w| Duration::from_millis(w.dirty_expire_ms + w.interval_ms));
+    Rules { slack, writeback }
+}
+
+/// The reservoir of a `random` run: armed for the one workload operation the seed cut during.
+#[derive(Default)]
+struct Reservoir {
+    armed: std::cell::Cell<bool>,
+    seen: std::cell::Cell<u64>,
+}
+
+fn capture_policy(
+    mode: CrashPoints,
+    mut rng: ChaCha8Rng,
+    only: Option<Rc<Cell<Option<u64>>>>,
+    reservoir: Rc<Reservoir>,
+) -> impl FnMut(u64, Call) -> Capture {
+    move |op, call| {
+        if let Some(k) = &only {
+            return if Some(op) == k.get() { Capture::Keep } else { Capture::Skip };
+        }
+        match mode {
+            CrashPoints::EveryOp => Capture::Keep,
+            CrashPoints::AtSyncPoints if call.is_sync() => Capture::Keep,
+            CrashPoints::AtSyncPoints => Capture::Skip,
+            CrashPoints::Random if !reservoir.armed.get() => Capture::Skip,
+            CrashPoints::Random => {
+                // Reservoir sampling of one point over the operations of the chosen segment.
+                let seen = reservoir.seen.get() + 1;
+                reservoir.seen.set(seen);
+                if rng.random_range(0..seen) == 0 { Capture::Replace } else { Capture::Skip }
+            }
+        }
+    }
+}
+
+/// Run the workload once, recording the history and capturing crash points.
+fn live<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    streams: &mut Streams,
+    focus: &Focus,
+) -> Live {
+    let mode = scenario.faults.crash_points;
+    // A `random` seed cuts the power during one workload operation (or the idle tail), chosen
+    // uniformly, at one of its filesystem operations (ticks before it included), chosen uniformly;
+    // nothing after that operation runs, as nothing would after a real power cut.
+    let random = mode == CrashPoints::Random && !focus.targeted();
+    // The one crash point of a targeted run; an anchored one is resolved as the run reaches it.
+    let target: Rc<Cell<Option<u64>>> = Rc::new(Cell::new(focus.crash_op));
+    // The plan is drawn as the run takes it (a random seed stops early), unless operations are
+    // picked out of it.
+    let picked: Option<Vec<(u32, workload::Planned)>> = focus.keep.as_ref().map(|keep| {
+        let full = workload::generate(&scenario.workload, &mut streams.workload);
+        keep.iter().filter_map(|&i| full.get(i as usize).map(|p| (i, *p))).collect()
+    });
+    let planned = picked.as_ref().map_or(scenario.workload.ops as usize, Vec::len);
+    let segment = random.then(|| streams.points.random_range(0..=planned));
+    let plan: Box<dyn Iterator<Item = (u32, workload::Planned)>> = match picked {
+        Some(picked) => Box::new(picked.into_iter()),
+        None => {
+            let drawn = workload::plan(&scenario.workload, &mut streams.workload);
+            Box::new(drawn.enumerate().map(|(i, p)| (i as u32, p)))
+        }
+    };
+    let mut config_fs = sim_config(scenario, streams.fs_seed);
+    let explicit = focus.anchored.as_ref().map(|_| BTreeMap::new()).or(focus.faults.clone());
+    if let Some(faults) = explicit {
+        config_fs.faults.at_ops = faults;
+        config_fs.faults.sync_eio_rate = 0.0;
+        config_fs.faults.write_eio_rate = 0.0;
+    }
+    let fs = SimFs::new(config_fs);
+    fs.set_tracing(focus.detail);
+    let resolve = |plan: Option<u32>, start: u64| {
+        let Some(a) = &focus.anchored else { return };
+        if a.crash.0 == plan {
+            target.set(Some(start + a.crash.1));
+        }
+        for &((p, offset), fault) in &a.faults {
+            if p == plan {
+                fs.schedule_fault(start + offset, fault);
+            }
+        }
+    };
+    resolve(None, 0);
+    let reservoir = Rc::new(Reservoir::default());
+    let only = focus.targeted().then(|| target.clone());
+    let policy = capture_policy(mode, streams.points.clone(), only, reservoir.clone());
+    fs.capture_with(policy);
+    let mut out = Live {
+        history: History::default(),
+        points: Vec::new(),
+        ops: 0,
+        violations: Vec::new(),
+        plan: Vec::new(),
+        ranges: Vec::new(),
+        trace: Vec::new(),
+        fired: Vec::new(),
+    };
+    let violation = |class, message: String| Violation {
+        class,
+        crash_op: 0,
+        crash_kind: CrashKind::Kill,
+        state: 0,
+        message,
+    };
+    // An injected fault may fail the first open: an operator would retry it (a few times).
+    let mut subject = None;
+    for _ in 0..8 {
+        match S::open(fs.clone(), config) {
+            Ok(s) => {
+                subject = Some(s);
+                break;
+            }
+            Err(e) if e.power_cut => break,
+            Err(_) => {}
+        }
+    }
+    let tick = Duration::from_millis(scenario.faults.tick_ms);
+    let mut next_tick = fs_now(&fs) + tick;
+    // Per key number: the write whose value an acknowledged history leaves there.
+    let mut model: Vec<Option<u64>> = vec![None; scenario.workload.keys as usize];
+    let mut uncertain: BTreeSet<u32> = BTreeSet::new();
+    let history = &mut out.history;
+    let ops_iter = plan.map(|(i, p)| (p.gap, Some((i, p.op))));
+    let tail = (Duration::from_millis(scenario.workload.tail_ms), None);
+    let mut ran_tail = false;
+    let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
+    for (step, (gap, planned)) in ops_iter.chain(std::iter::once(tail)).enumerate() {
+        let Some(s) = subject.as_mut() else { break };
+        if segment == Some(step) {
+            reservoir.armed.set(true);
+        } else if reservoir.seen.get() > 0 || target.get().is_some_and(|k| k <= fs.op_count()) {
+            break; // the power is already cut: nothing later runs
+        }
+        ran_tail = planned.is_none();
+        let arrival = fs_now(&fs) + gap;
+        // Bounded: next_tick advances by `tick` each step, up to `arrival`.
+        while next_tick <= arrival {
+            fs.advance_to(next_tick);
+            match s.tick() {
+                Ok(dt) => {
+                    history.reports.push(Report { end_op: fs.op_count(), durable_through: dt })
+                }
+                Err(e) => note_error(history, &e, fs.op_count()),
+            }
+            next_tick = fs_now(&fs).max(next_tick) + tick;
+        }
+        fs.advance_to(arrival);
+        let Some((plan_index, op)) = planned else { break };
+        out.plan.push((plan_index, op));
+        let start_op = fs.op_count();
+        resolve(Some(plan_index), start_op);
+        let index = history.writes.len() as u64;
+        let result = match op {
+            Op::Put { key, value_bytes: n } => {
+                workload::write_key(&mut key_buf, key);
+                workload::write_value(&mut value_buf, index, n);
+                Some((key, Some(n), s.put(&key_buf, &value_buf)))
+            }
+            Op::Delete { key } => {
+                workload::write_key(&mut key_buf, key);
+                Some((key, None, s.delete(&key_buf)))
+            }
+            Op::Get { key } => {
+                workload::write_key(&mut key_buf, key);
+                let got = s.get(&key_buf);
+                if let Err(e) = &got {
+                    note_error(history, e, fs.op_count());
+                }
+                if let (Ok(v), false) = (&got, uncertain.contains(&key)) {
+                    let expected = model.get(key as usize).copied().flatten();
+                    let want = expected.map(|t| {
+                        let n = history.writes[t as usize].value_len.unwrap_or_default();
+                        value_bytes(t, n)
+                    });
+                    if *v != want {
+                        let msg = format!(
+                            "get {} returned {:?} bytes, expected the value of write #{:?}",
+                            String::from_utf8_lossy(&key_bytes(key)),
+                            v.as_ref().map(Vec::len),
+                            expected
+                        );
+                        out.violations.push(violation(Class::Validity, msg));
+                    }
+                }
+                None
+            }
+            Op::Merge => {
+                if let Err(e) = s.merge() {
+                    note_error(history, &e, fs.op_count());
+                }
+                None
+            }
+        };
+        out.ranges.push((plan_index, start_op, fs.op_count()));
+        let Some((key, value_len, result)) = result else { continue };
+        let end_op = fs.op_count();
+        let status = match &result {
+            Ok(ack) => {
+                history.reports.push(Report { end_op, durable_through: ack.durable_through });
+                if let Some(slot) = model.get_mut(key as usize) {
+                    *slot = value_len.map(|_| index);
+                }
+                Status::Acked(*ack)
+            }
+            Err(e) => {
+                note_error(history, e, end_op);
+                uncertain.insert(key);
+                Status::Failed
+            }
+        };
+        history.writes.push(Write {
+            key,
+            value_len,
+            start_op,
+            end_op,
+            acked_at: fs_now(&fs),
+            status,
+        });
+    }
+    out.ops = fs.op_count();
+    out.history.index();
+    out.points = fs.take_crash_points();
+    out.fired = fs.fired_faults();
+    if focus.detail {
+        out.trace = fs.trace();
+    }
+    let end_chosen = match (focus.targeted(), mode) {
+        (true, _) => target.get() == Some(out.ops + 1),
+        (false, CrashPoints::Random) if reservoir.seen.get() > 0 => {
+            // The end of the run is one more candidate when the reservoir reached the tail (a
+            // chosen operation without filesystem operations passes it on to the next).
+            ran_tail && streams.points.random_range(0..=reservoir.seen.get()) == 0
+        }
+        (false, _) => true,
+    };
+    if end_chosen {
+        if mode == CrashPoints::Random && !focus.targeted() {
+            out.points.clear();
+        }
+        out.points.push(fs.crash_point_now());
+    }
+    drop(subject);
+    out
+}
+
+fn fs_now(fs: &SimFs) -> Duration {
+    use faultfs::Vfs;
+    fs.now()
+}
+
+fn note_error(history: &mut History, e: &SubjectError, end_op: u64) {
+    if let Some((a, b)) = e.at_risk {
+        history.at_risk.push((a, b, end_op));
+    }
+}
+
+/// Run one seed of `scenario` on subject `S`.
+pub fn run_seed<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    seed: u64,
+    focus: Focus,
+) -> SeedOutcome {
+    run_seed_detailed::<S>(scenario, config, seed, &focus).0
+}
+
+/// Run one seed, and with `focus.detail` collect what a replay shows.
+pub fn run_seed_detailed<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    seed: u64,
+    focus: &Focus,
+) -> (SeedOutcome, Option<Detail>) {
+    let mut streams = Streams::new(seed);
+    let live = live::<S>(scenario, config, &mut streams, focus);
+    let mut out = SeedOutcome {
+        seed,
+        ops: live.ops,
+        violations: live.violations.clone(),
+        ..SeedOutcome::default()
+    };
+    let mut detail = focus.detail.then(|| Detail {
+        plan: live.plan.clone(),
+        ranges: live.ranges.clone(),
+        history: live.history.clone(),
+        trace: live.trace.clone(),
+        fired: live.fired.clone(),
+        states: Vec::new(),
+    });
+    let rules = rules(scenario);
+    let mut seen = BTreeSet::new();
+    let f = &scenario.faults;
+    // One crash state in the whole seed is distinct without hashing its image.
+    let states = focus.states.unwrap_or(f.states);
+    let single = live.points.len() == 1 && states == States::Sampled { per_point: 1 };
+    for point in &live.points {
+        let mut rng = streams.at_point(point.op());
+        let kind = if rng.random_range(0..f.crash.power_cut + f.crash.kill) < f.crash.power_cut {
+            CrashKind::PowerCut
+        } else {
+            CrashKind::Kill
+        };
+        let crash = Crash { op: point.op(), at: point.at(), kind };
+        let images = crash_images(point, kind, states, &mut rng, focus.detail);
+        for (i, (image, described)) in images.into_iter().enumerate() {
+            if focus.state.is_some_and(|s| s as usize != i) {
+                continue;
+            }
+            out.crash_states += 1;
+            if single || seen.insert(faultfs::image_hash(&image)) {
+                out.distinct_states += 1;
+            }
+            let mut check_rng = streams.at_state(point.op(), i);
+            let found = check_image::<S>(
+                scenario,
+                config,
+                &live.history,
+                crash,
+                rules,
+                image,
+                &mut check_rng,
+            );
+            if let Some(d) = detail.as_mut() {
+                d.states.push((crash, i as u32, described));
+            }
+            match kind {
+                CrashKind::PowerCut => out.loss_power_cut.add(found.1),
+                CrashKind::Kill => out.loss_kill.add(found.1),
+            }
+            for (class, message) in found.0 {
+                out.violations.push(Violation {
+                    class,
+                    crash_op: crash.op,
+                    crash_kind: kind,
+                    state: i as u32,
+                    message,
+                });
+            }
+        }
+    }
+    (out, detail)
+}
+
+/// The crash images of one crash point, each with (if `describe`) what the crash kept and
+/// dropped.
+fn crash_images(
+    point: &CrashPoint,
+    kind: CrashKind,
+    states: States,
+    rng: &mut ChaCha8Rng,
+    describe: bool,
+) -> Vec<(SimFs, Vec<String>)> {
+    let kill = |fate: InFlight| {
+        let what = if describe {
+            vec![format!(
+                "kill -9: the page cache survives; the operation in flight ({}) was {fate:?}",
+                point.describe_in_flight()
+            )]
+        } else {
+            Vec::new()
+        };
+        (point.process_crash(fate), what)
+    };
+    match (kind, states) {
+        (CrashKind::Kill, States::Sampled { per_point }) => {
+            (0..per_point).map(|_| kill(point.sample_process_crash(rng))).collect()
+        }
+        (CrashKind::Kill, States::Exhaustive { budget }) => {
+            point.process_crash_fates().into_iter().take(budget as usize).map(kill).collect()
+        }
+        (CrashKind::PowerCut, States::Sampled { per_point }) => {
+            let space = point.power_cut_space();
+            (0..per_point)
+                .map(|_| {
+                    let state = space.sample(rng);
+                    let what = if describe { space.describe(&state) } else { Vec::new() };
+                    (space.materialize(&state), what)
+                })
+                .collect()
+        }
+        (CrashKind::PowerCut, States::Exhaustive { budget }) => {
+            let space = point.power_cut_space();
+            let mut images = Vec::new();
+            space.explore(budget, |state, image| {
+                let what = if describe { space.describe(state) } else { Vec::new() };
+                images.push((image, what));
+            });
+            images
+        }
+    }
+}
+
+/// Recover from one crash image and run every check on it.
+fn check_image<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    history: &History,
+    crash: Crash,
+    rules: Rules,
+    image: SimFs,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<(Class, String)>, Loss) {
+    let f = &scenario.faults;
+    let rot = f.bit_flips + f.latent_errors > 0;
+    if rot {
+        image.rot(rng, f.bit_flips, f.latent_errors);
+    }
+    // A pristine copy of the image, for the crashes during recovery.
+    let pristine = (f.crashes_during_recovery > 0).then(|| image.crash_point_now());
+    let (mut subject, state) = match state_of::<S>(image.clone(), config) {
+        Ok(ok) => ok,
+        Err(e) if rot && f.latent_errors > 0 && !e.message.contains("panicked") => {
+            return (Vec::new(), Loss::default()); // an unreadable sector may stop recovery
+        }
+        Err(e) => {
+            return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
+        }
+    };
+    let (mut violations, loss) = history.judge(crash, rules, &state, rot);
+    if !violations.is_empty() {
+        let notes = subject.recovery_notes();
+        if !notes.is_empty() {
+            violations[0].1.push_str(&format!(" [recovery: {}]", notes.join("; ")));
+        }
+        return (violations, loss);
+    }
+    // Writes after recovery must survive a reopen (as after a kill -9: the page cache survives)
+    // as far as they were promised; so must the recovered state itself.
+    let mut after = AfterRecovery::new(state);
+    let mut key = Vec::new();
+    for w in 0..f.after_recovery_writes {
+        workload::write_key(&mut key, rng.random_range(0..scenario.workload.keys));
+        let value = value_bytes((1 << 40) + u64::from(w), 16);
+        let result = subject.put(&key, &value);
+        after.record(&key, &value, result);
+    }
+    drop(subject);
+    let reopened = image.crash_point_now().process_crash(InFlight::Skipped);
+    match state_of::<S>(reopened, config) {
+        Ok((_, again)) => {
+            if let Err(what) = after.explains(&again) {
+                let (class, whose) = if after.writes.is_empty() {
+                    (Class::RecoveryIdempotence, "a second recovery")
+                } else {
+                    (Class::Durability, "writes acknowledged after recovery")
+                };
+                let msg = format!(
+                    "{whose}: reopening gives {} keys, the first recovery {} ({what})",
+                    again.len(),
+                    after.base.len()
+                );
+                return (vec![(class, msg)], loss);
+            }
+        }
+        Err(e) => {
+            return (
+                vec![(Class::RecoveryIdempotence, format!("a second recovery failed: {e}"))],
+                loss,
+            );
+        }
+    }
+    if let Some(p) = pristine {
+        let levels = f.crashes_during_recovery;
+        if let Some(v) =
+            crashes_during_recovery::<S>(config, history, crash, rules, p, levels, rot, rng)
+        {
+            return (vec![(Class::CrashDuringRecovery, v)], loss);
+        }
+    }
+    (Vec::new(), loss)
+}
+
+/// Cut the power during (or right after) a recovery of the image, recover again, and judge;
+/// `levels` times, each cut during the recovery of the image the previous cut left.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the check's inputs"
+)]
+fn crashes_during_recovery<S: Subject>(
+    config: &S::Config,
+    history: &History,
+    crash: Crash,
+    rules: Rules,
+    mut point: CrashPoint,
+    levels: u32,
+    rot: bool,
+    rng: &mut ChaCha8Rng,
+) -> Option<String> {
+    // The engine died at the first crash: promises bind that matured by then, and every later
+    // crash is a power cut, whatever the first was.
+    let as_power_cut = Crash { kind: CrashKind::PowerCut, ..crash };
+    for level in 1..=levels {
+        // What a clean recovery of this image returns, and how many operations it takes.
+        let dry = point.process_crash(InFlight::Skipped);
+        let first = match state_of::<S>(dry.clone(), config) {
+            Ok((_, s)) => s,
+            Err(e) => return Some(format!("level {level}: recovery failed: {e}")),
+        };
+        let cut = rng.random_range(1..=dry.op_count() + 1);
+        let copy = point.process_crash(InFlight::Skipped);
+        copy.arm_power_cut(cut);
+        let completed = S::open(copy.clone(), config).is_ok();
+        let cut_point = if completed {
+            copy.crash_point_now() // recovery finished before the cut: cut right after it
+        } else {
+            copy.take_crash_points().pop()?
+        };
+        let space = cut_point.power_cut_space();
+        let image = space.materialize(&space.sample(rng));
+        point = image.crash_point_now();
+        let state = match state_of::<S>(image, config) {
+            Ok((_, s)) => s,
+            Err(e) => {
+                return Some(format!(
+                    "level {level}: recovery after a power cut at recovery op {cut} failed: {e}"
+                ));
+            }
+        };
+        if completed && state != first {
+            return Some(format!(
+                "level {level}: recovery returned {} keys, and a power cut right after it left {} \
+                 ({}): what recovery returns must be durable",
+                first.len(),
+                state.len(),
+                first_difference(&first, &state)
+            ));
+        }
+        let (violations, _) = history.judge(as_power_cut, rules, &state, rot);
+        if let Some((class, m)) = violations.first() {
+            return Some(format!(
+                "level {level}: after a power cut at recovery op {cut}: {class}: {m}"
+            ));
+        }
+    }
+    None
+}
+
+/// The writes made after a recovery, and what a reopen may show for them.
+struct AfterRecovery {
+    /// The recovered state they were made on.
+    base: State,
+    /// (key, value, subject's id if it promised only `Queued`; `Some(None)` for a failed write,
+    /// `None` for a write that must survive).
+    writes: Vec<(Vec<u8>, Vec<u8>, Option<Option<u64>>)>,
+    /// The highest `durable_through` reported.
+    covered: u64,
+}
+
+impl AfterRecovery {
+    fn new(base: State) -> AfterRecovery {
+        AfterRecovery { base, writes: Vec::new(), covered: 0 }
+    }
+
+    fn record(&mut self, key: &[u8], value: &[u8], result: Result<Ack, SubjectError>) {
+        let optional = match result {
+            Ok(Ack { seq, promise: Promise::Queued, durable_through }) => {
+                self.covered = self.covered.max(durable_through);
+                Some(Some(seq))
+            }
+            Ok(ack) => {
+                self.covered = self.covered.max(ack.durable_through);
+                None
+            }
+            Err(_) => Some(None), // it may or may not have happened
+        };
+        self.writes.push((key.to_vec(), value.to_vec(), optional));
+    }
+
+    /// Must this write survive a kill -9? Every acknowledged one, except a `Queued` one no
+    /// `durable_through` covered (it lived in the process's memory).
+    fn required(&self, optional: Option<Option<u64>>) -> bool {
+        match optional {
+            None => true,
+            Some(Some(seq)) => seq <= self.covered,
+            Some(None) => false,
+        }
+    }
+
+    /// Does `again` hold, for each key, the value of its last write that had to survive, or of a
+    /// later one that may have (or, with none that had to, the recovered value or any written)?
+    fn explains(&self, again: &State) -> Result<(), String> {
+        if self.writes.is_empty() {
+            return if *again == self.base {
+                Ok(())
+            } else {
+                Err(first_difference(&self.base, again))
+            };
+        }
+        let mut keys: BTreeSet<&[u8]> = self.base.keys().collect();
+        keys.extend(self.writes.iter().map(|(k, _, _)| k.as_slice()));
+        for key in keys {
+            let mine: Vec<_> = self.writes.iter().filter(|(k, _, _)| k == key).collect();
+            let last_required = mine.iter().rposition(|(_, _, o)| self.required(*o));
+            let got = again.get(key);
+            let ok = match last_required {
+                Some(i) => mine[i..].iter().any(|(_, v, _)| got == Some(v.as_slice())),
+                None => got == self.base.get(key) || mine.iter().any(|(_, v, _)| got == Some(v)),
+            };
+            if !ok {
+                let shown = String::from_utf8_lossy(key);
+                return Err(match got {
+                    None => format!("{shown} missing"),
+                    Some(_) => format!("{shown} differs"),
+                });
+            }
+        }
+        match again.keys().find(|k| !self.base.contains_key(k) && !self.writes.iter().any(|w| w.0 == *k)) {
+            Some(k) => Err(format!("{} appeared", String::from_utf8_lossy(k))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn first_difference(a: &State, b: &State) -> String {
+    for (k, v) in a {
+        match b.get(k) {
+            None => return format!("{} missing", String::from_utf8_lossy(k)),
+            Some(w) if w != v => return format!("{} differs", String::from_utf8_lossy(k)),
+            _ => {}
+        }
+    }
+    match b.keys().find(|k| !a.contains_key(k)) {
+        Some(k) => format!("{} appeared", String::from_utf8_lossy(k)),
+        None => "same".into(),
+    }
+}

@@ -1,0 +1,182 @@
+//! Black-box mode on programs written in Python: the example key-value store (a correct variant
+//! and one per classic mistake) and SQLite with synchronous=FULL. Needs strace and python3
+//! (`.ci/run` installs strace when it is missing).
+
+use powercut::blackbox::explore::{self, Options, Promise};
+use powercut::blackbox::{Recording, Trace, record};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/blackbox")
+}
+
+/// The interpreter itself (a version-manager shim in front of it costs ~100 ms per check).
+fn python() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for the black-box tests");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn trace_of(dir: &Path, args: &[&str]) -> Trace {
+    trace_failing(dir, args, None)
+}
+
+fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
+    let mut command = vec![python()];
+    command.extend(args.iter().map(|a| a.to_string()));
+    record(&Recording { dir: dir.to_path_buf(), command, ack: "^ACK ".into(), fail_sync })
+        .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
+}
+
+fn options(check: String, scratch: &Path, budget: usize) -> Options {
+    Options {
+        profile: faultfs::Profile::posix(),
+        seed: 7,
+        budget,
+        per_point: 6,
+        sampled: 4,
+        check,
+        timeout: Duration::from_secs(20),
+        jobs: 2,
+        promise: Promise::Durable,
+        power: true,
+        kill: true,
+        shrink_runs: 32,
+        scratch: scratch.to_path_buf(),
+    }
+}
+
+fn explore_trace(trace: &Trace, o: Options) -> explore::Exploration {
+    let replayed = explore::replay(trace, &o.profile, o.seed).unwrap();
+    explore::explore(trace, &replayed, &o, &|_, _| {}).unwrap()
+}
+
+fn explore_kv(variant: &str) -> (Trace, explore::Exploration) {
+    explore_kv_failing(variant, None)
+}
+
+fn explore_kv_failing(variant: &str, fail_sync: Option<u64>) -> (Trace, explore::Exploration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let kv = examples().join("kvstore.py");
+    let kv = kv.to_str().unwrap();
+    let trace = trace_failing(
+        &data,
+        &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant],
+        fail_sync,
+    );
+    let check = format!("{} {kv} {{dir}} recover --variant {variant}", python());
+    let found = explore_trace(&trace, options(check, &tmp.path().join("scratch"), 120));
+    (trace, found)
+}
+
+fn classes(x: &explore::Exploration) -> Vec<&'static str> {
+    let mut c: Vec<&str> = x.failures.iter().map(|f| f.verdict.class).collect();
+    c.dedup();
+    c
+}
+
+#[test]
+fn the_example_store_passes_and_each_mistake_is_found() {
+    let (trace, correct) = explore_kv("correct");
+    let acks =
+        trace.ops.iter().filter(|o| matches!(o, powercut::blackbox::TraceOp::Ack { .. })).count();
+    assert_eq!(acks, 10, "9 puts and 1 delete acknowledged");
+    assert!(correct.checked >= 60, "only {} states checked", correct.checked);
+    assert!(correct.failures.is_empty(), "false positives: {:?}", correct.failures);
+
+    for (variant, class) in
+        [("no-fsync", "durability"), ("no-dir-fsync", "durability"), ("no-crc", "validity")]
+    {
+        let (_, found) = explore_kv(variant);
+        assert!(
+            classes(&found).contains(&class),
+            "{variant}: expected {class}, found {:?}",
+            classes(&found)
+        );
+        let (shrunk, _) = found.shrunk.as_ref().expect("the first failure is shrunk");
+        assert_eq!(shrunk.verdict.class, found.failures[0].verdict.class);
+        assert!(
+            shrunk.dropped.len() <= found.failures[0].dropped.len(),
+            "{variant}: shrinking dropped more"
+        );
+    }
+}
+
+/// With the third fsync failing: the correct store stops without acknowledging and passes; the
+/// one that retries the fsync and acknowledges has lost the data the failed fsync dropped.
+#[test]
+fn a_failed_fsync_has_linux_semantics_and_retrying_it_is_found() {
+    let (trace, correct) = explore_kv_failing("correct", Some(3));
+    assert_ne!(trace.header.exit_code, Some(0), "the correct store exits on EIO");
+    assert!(trace.ops.iter().any(|o| matches!(o, powercut::blackbox::TraceOp::SyncFailed { .. })));
+    assert!(correct.failures.is_empty(), "false positives: {:?}", correct.failures.first());
+    let (trace, retry) = explore_kv_failing("retry-fsync", Some(3));
+    assert_eq!(trace.header.exit_code, Some(0));
+    assert!(classes(&retry).contains(&"durability"), "found {:?}", classes(&retry));
+}
+
+#[test]
+fn a_trace_gives_the_same_states_every_time_and_ids_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kv = examples().join("kvstore.py");
+    let trace =
+        trace_of(tmp.path(), &[kv.to_str().unwrap(), tmp.path().to_str().unwrap(), "load", "6"]);
+    let o = options(String::new(), tmp.path(), 80);
+    let ids = || {
+        let replayed = explore::replay(&trace, &o.profile, o.seed).unwrap();
+        let (states, _) = explore::states(&replayed, &o);
+        let ids: Vec<String> =
+            states.iter().map(|c| explore::state_id(&replayed, c.point, &c.crash)).collect();
+        for (c, id) in states.iter().zip(&ids) {
+            let (point, crash) = explore::find_state(&replayed, id).unwrap();
+            assert_eq!((point, &crash), (c.point, &c.crash), "{id} reads back as itself");
+        }
+        assert!(ids.iter().any(|id| id.contains(":kill-")), "process crashes are among them");
+        ids
+    };
+    let first = ids();
+    assert!(first.len() > 20);
+    assert_eq!(first, ids());
+    let again = Trace::load(&{
+        let p = tmp.path().join("t.trace");
+        std::fs::write(&p, trace.to_text()).unwrap();
+        p
+    })
+    .unwrap();
+    assert_eq!(again, trace, "a trace file reads back as written");
+}
+
+/// SQLite in WAL mode with synchronous=FULL, and in rollback mode with EXTRA, promises a commit
+/// durable once it returns: any failure there is powercut's bug. Rollback mode with FULL commits
+/// by unlinking the journal without syncing the directory, which SQLite documents (EXTRA exists
+/// to add that sync): the only failures there must be a lost unlink rolling a commit back.
+#[test]
+fn sqlite_durable_settings_survive_every_crash_state_and_full_rollback_loses_the_unlink() {
+    let script = examples().join("sqlite_kv.py");
+    let script = script.to_str().unwrap();
+    for (journal, sync, budget) in
+        [("wal", "full", 60), ("delete", "extra", 60), ("delete", "full", 400)]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let trace = trace_of(&data, &[script, data.to_str().unwrap(), "load", "3", journal, sync]);
+        let check = format!("{} {script} {{dir}} check", python());
+        let found = explore_trace(&trace, options(check, &tmp.path().join("scratch"), budget));
+        assert!(found.checked >= 40, "{journal}/{sync}: only {} states", found.checked);
+        if sync != "full" || journal == "wal" {
+            assert!(found.failures.is_empty(), "{journal}/{sync}: {:?}", found.failures.first());
+            continue;
+        }
+        assert!(!found.failures.is_empty(), "rollback/FULL: the lost journal unlink was not found");
+        for f in &found.failures {
+            assert_eq!(f.verdict.class, "durability", "{f:?}");
+            assert!(f.dropped.iter().any(|d| d.contains("remove kv.db-journal: lost")), "{f:?}");
+        }
+    }
+}

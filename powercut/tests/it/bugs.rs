@@ -1,0 +1,77 @@
+//! The default suite on the correct engine finds nothing; with each known-bug switch on, the
+//! scenario of the default suite that targets it reports the expected class.
+
+use crate::*;
+use powercut::bugs::CAUGHT_BY;
+use powercut::run::{Focus, run_seed};
+use powercut::shrink::shrink;
+use powercut::bitcask::Bitcask;
+use powercut::suite::run_scenario;
+
+#[test]
+fn the_correct_engine_passes_the_whole_default_suite() {
+    for s in suite() {
+        let config = bitcask(&s, &[]);
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let first = r.seeds.iter().flat_map(|o| &o.violations).next();
+        assert_eq!(r.violations(), 0, "{}: {first:?}", s.name);
+        assert!(r.crash_states() >= s.seeds, "{}", s.name);
+    }
+}
+
+#[test]
+fn every_engine_bug_switch_is_caught_by_the_default_suite() {
+    assert_eq!(CAUGHT_BY.len(), engine::BUGS.len());
+    for (bug, name, class) in CAUGHT_BY {
+        assert!(engine::BUGS.iter().any(|(b, _)| *b == bug), "{bug} is not a switch");
+        let s = scenario(name);
+        let config = bitcask(&s, &[bug]);
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let found = r.by_class();
+        assert!(
+            found.get(&class).copied().unwrap_or(0) > 0,
+            "{bug} on {name}: expected {class}, got {found:?}"
+        );
+    }
+}
+
+#[test]
+fn every_bug_replays_from_its_crash_point_and_shrinks_to_at_most_20_operations() {
+    for (bug, name, class) in CAUGHT_BY {
+        let s = scenario(name);
+        let config = bitcask(&s, &[bug]);
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let (seed, v) = r
+            .seeds
+            .iter()
+            .find_map(|o| {
+                o.violations.iter().find(|v| v.class == class).map(|v| (o.seed, v.clone()))
+            })
+            .unwrap();
+        // What `replay --crash-at K --state N` runs: the same class at the same place.
+        let focus = Focus { crash_op: Some(v.crash_op), state: Some(v.state), ..Focus::default() };
+        let again = run_seed::<Bitcask>(&s, &config, seed, focus);
+        assert!(
+            again.violations.iter().any(|w| w.class == class && w.message == v.message),
+            "{bug}: replay of seed {seed} lost the violation"
+        );
+        let shrunk = shrink::<Bitcask>(&s, &config, seed, Some(class)).unwrap();
+        assert_eq!(shrunk.class, class);
+        assert!(shrunk.keep.len() <= 20, "{bug}: shrunk to {} operations", shrunk.keep.len());
+        let replayed =
+            run_seed::<Bitcask>(&s_for(&s, shrunk.exhaustive), &config, seed, shrunk.focus());
+        assert!(
+            replayed.violations.iter().any(|w| w.class == class),
+            "{bug}: the shrunk case does not fail"
+        );
+    }
+}
+
+/// The scenario a shrunk case replays on (exhaustive states when the shrinker used them).
+fn s_for(s: &powercut::scenario::Scenario, exhaustive: Option<u64>) -> powercut::scenario::Scenario {
+    let mut s = s.clone();
+    if let Some(budget) = exhaustive {
+        s.faults.states = powercut::scenario::States::Exhaustive { budget };
+    }
+    s
+}

@@ -1,0 +1,350 @@
+//! The `powercut` binary: exit codes, error messages that name the file and field, JSON results,
+//! and nothing written on bad input.
+
+use crate::*;
+use std::process::{Command, Output};
+
+fn powercut(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_powercut")).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json").display().to_string();
+    let good = std::fs::read_to_string(scenario_path("o_sync-posix")).unwrap();
+    let cases = [
+        (write(&dir, "broken.json", "{\"name\": "), vec!["broken.json", "line 1"]),
+        (
+            write(&dir, "unknown.json", &good.replacen("\"seeds\"", "\"seedz\": 1, \"seeds\"", 1)),
+            vec!["unknown.json", "seedz"],
+        ),
+        (
+            write(&dir, "profile.json", &good.replace("\"posix\"", "\"ext5\"")),
+            vec!["profile.json", "ext5", "ext4-ordered"],
+        ),
+        (
+            write(&dir, "ops.json", &good.replace("\"ops\": 200", "\"ops\": 0")),
+            vec!["ops.json", "workload.ops"],
+        ),
+    ];
+    for (path, needles) in cases {
+        let o = powercut(&["run", &path, "--json", &json]);
+        assert_eq!(o.status.code(), Some(2), "{path}: {}", text(&o));
+        for n in needles {
+            assert!(text(&o).contains(n), "{path}: missing {n:?} in {}", text(&o));
+        }
+    }
+    let scenario = scenario_path("o_sync-posix").display().to_string();
+    let o = powercut(&["run", &scenario, "--seeds", "5..3", "--json", &json]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--seeds \"5..3\""), "{}", text(&o));
+    let o = powercut(&["run", &scenario, "--engine-bug", "no-such-bug", "--json", &json]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no-such-bug") && text(&o).contains("hint-in-place"), "{}", text(&o));
+    let o = powercut(&["run", "/no/such/file.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("/no/such/file.json"), "{}", text(&o));
+    assert!(!std::path::Path::new(&json).exists(), "bad input must write nothing");
+}
+
+#[test]
+fn a_clean_run_exits_0_and_writes_the_json_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let scenario = scenario_path("o_sync-posix").display().to_string();
+    let o =
+        powercut(&["run", &scenario, "--seeds", "0..10", "--json", &json.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(doc["digest"].as_str().is_some_and(|d| d.len() == 16));
+    let s = &doc["scenarios"][0];
+    assert_eq!(s["name"], "o_sync-posix");
+    assert_eq!(s["seeds_run"], 10);
+    assert_eq!(s["violations_total"], 0);
+    for field in [
+        "crash_states_checked",
+        "distinct_crash_states",
+        "violations_by_class",
+        "failing_seeds",
+        "scenarios_per_sec",
+    ] {
+        assert!(!s[field].is_null(), "missing {field}");
+    }
+}
+
+#[test]
+fn a_violation_exits_1_with_a_repro_command_that_replays_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().display().to_string();
+    let scenario = scenario_path("o_sync-posix").display().to_string();
+    let o = powercut(&[
+        "run",
+        &scenario,
+        "--seeds",
+        "0..20",
+        "--engine-bug",
+        "no-fsync",
+        "--failures",
+        &failures,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    let fail = out.lines().find(|l| l.starts_with("FAIL ")).unwrap();
+    let class = fail.split(": ").nth(1).unwrap().split(' ').next().unwrap();
+    let repro =
+        out.lines().find_map(|l| l.trim_start().strip_prefix("reproduce: powercut ")).unwrap();
+    assert!(repro.contains("--bug no-fsync") && repro.contains("--crash-at "), "{repro}");
+    let args: Vec<&str> = repro.split(' ').collect();
+    let replayed = powercut(&args);
+    assert_eq!(replayed.status.code(), Some(1), "{}", text(&replayed));
+    assert!(text(&replayed).contains(&format!("VIOLATION {class}")), "{}", text(&replayed));
+    assert!(out.contains("shrunk ("), "the first failure is shrunk: {out}");
+}
+
+#[test]
+fn partitions_are_disjoint_cover_the_run_and_merge_to_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = scenario_path("o_sync-posix").display().to_string();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let args = [
+        "run",
+        &scenario,
+        "--seeds",
+        "0..24",
+        "--engine-bug",
+        "no-fsync",
+        "--no-shrink",
+        "--quiet",
+    ];
+    let full =
+        powercut(&[&args[..], &["--json", &out("full.json"), "--failures", &out("f")]].concat());
+    assert_eq!(full.status.code(), Some(1), "{}", text(&full));
+    let mut seeds: Vec<u64> = Vec::new();
+    for k in 1..=3 {
+        let part = format!("{k}/3");
+        let json = out(&format!("part{k}.json"));
+        let o = powercut(
+            &[&args[..], &["--partition", &part, "--json", &json, "--failures", &out("f")]]
+                .concat(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for s in doc["scenarios"][0]["seed_outcomes"].as_array().unwrap() {
+            seeds.push(s["seed"].as_u64().unwrap());
+        }
+    }
+    seeds.sort_unstable();
+    assert_eq!(seeds, (0..24).collect::<Vec<u64>>(), "disjoint, and together the whole run");
+    let merged = powercut(&[
+        "merge",
+        &out("part1.json"),
+        &out("part2.json"),
+        &out("part3.json"),
+        "--json",
+        &out("merged.json"),
+    ]);
+    assert_eq!(merged.status.code(), Some(1), "{}", text(&merged));
+    let digest = |p: &str| -> String {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        doc["digest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(digest(&out("merged.json")), digest(&out("full.json")));
+    let twice = powercut(&["merge", &out("part1.json"), &out("part1.json")]);
+    assert_eq!(twice.status.code(), Some(2), "a seed in two results is bad input");
+    assert!(text(&twice).contains("more than one result"), "{}", text(&twice));
+    let bad = powercut(&["run", &scenario, "--partition", "4/3"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn junit_is_xml_a_ci_system_shows_failures_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let failures = dir.path().join("failures");
+    let a = scenario_path("o_sync-posix").display().to_string();
+    let b = scenario_path("kill-9").display().to_string();
+    let o = powercut(&[
+        "run",
+        &a,
+        &b,
+        "--seeds",
+        "0..10",
+        "--engine-bug",
+        "no-fsync",
+        "--no-shrink",
+        "--quiet",
+        "--junit",
+        &junit.display().to_string(),
+        "--failures",
+        &failures.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 2);
+    let failed: Vec<_> =
+        cases.iter().filter(|c| c.children().any(|n| n.has_tag_name("failure"))).collect();
+    assert_eq!(failed.len(), 1, "o_sync-posix fails with no-fsync; kill -9 cannot tell");
+    let failure = failed[0].children().find(|n| n.has_tag_name("failure")).unwrap();
+    assert!(
+        ["durability", "ordering", "resurrection"].contains(&failure.attribute("type").unwrap())
+    );
+    assert!(failure.text().unwrap().contains("reproduce: powercut replay"));
+    let suites = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!(suites.attribute("failures"), Some("1"));
+    // One JSON per failing seed in the failures directory.
+    assert!(std::fs::read_dir(&failures).unwrap().count() >= 1);
+}
+
+#[test]
+fn list_check_determinism_and_help_work() {
+    let o = powercut(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    for bug in engine::BUGS.map(|(b, _)| b) {
+        assert!(text(&o).contains(bug), "{bug}");
+    }
+    assert!(text(&o).contains("ext4-ordered") && text(&o).contains("throughput-1k"));
+    let scenario = scenario_path("interval-posix").display().to_string();
+    let o = powercut(&["run", &scenario, "--seeds", "0..8", "--check-determinism", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("NONDETERMINISTIC"));
+    let o = powercut(&["replay", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("--crash-at"));
+}
+
+/// Black-box commands on bad input: a missing or malformed trace, a bad profile or promise, a
+/// directory that is not there, a state id that does not exist, and --into a directory that is
+/// not empty: exit 2, the file/field/value named, nothing written.
+#[test]
+fn trace_and_explore_refuse_bad_input_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"powercut_trace":1,"dir":"/d","command":["x"],"ack":"^ACK ","exit_code":0}"#;
+    let good = write(
+        &dir,
+        "good.trace",
+        &format!(
+            "{header}\n{}\n",
+            r#"{"op":"open","file":0,"name":"f","create":true,"excl":false,"truncate":false,"sync":"none"}"#
+        ),
+    );
+    let bad_op = write(
+        &dir,
+        "bad.trace",
+        &format!("{header}\n{}\n", r#"{"op":"write","file":0,"offset":0,"data":"zz"}"#),
+    );
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("keep"), b"mine").unwrap();
+    let full = full.display().to_string();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["explore", "nope.trace", "--check", "true"], vec!["nope.trace"]),
+        (vec!["explore", &bad_op, "--check", "true"], vec!["bad.trace:2", "hex"]),
+        (vec!["explore", &good, "--check", "true", "--profile", "ext5"], vec!["--profile", "ext5"]),
+        (
+            vec!["explore", &good, "--check", "true", "--promise", "maybe"],
+            vec!["--promise", "maybe"],
+        ),
+        (
+            vec!["explore", &good, "--materialize", "99:/", "--into", "/tmp/powercut-never"],
+            vec!["99:/", "no crash point"],
+        ),
+        (
+            vec!["explore", &good, "--materialize", "1:/", "--into", &full],
+            vec!["--into", "not empty"],
+        ),
+        (vec!["trace", "--dir", "/no/such/dir", "--", "true"], vec!["--dir", "/no/such/dir"]),
+    ];
+    for (args, needles) in cases {
+        let out = powercut(&args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        for n in needles {
+            assert!(said.contains(n), "{args:?} should name {n:?}: {said}");
+        }
+    }
+    assert_eq!(std::fs::read(dir.path().join("full/keep")).unwrap(), b"mine");
+    assert!(!std::path::Path::new("/tmp/powercut-never").exists());
+}
+
+/// `powercut trace` then `powercut explore` as a user runs them: exit 0 and "no failures" on the
+/// correct example store, exit 1 and a JSON report whose re-create command works on a buggy one.
+#[test]
+fn trace_then_explore_end_to_end() {
+    let python = String::from_utf8(
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let kv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/blackbox/kvstore.py");
+    let kv = kv.to_str().unwrap();
+    for (variant, code) in [("correct", 0), ("no-fsync", 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let (d, trace) = (data.to_str().unwrap(), tmp.path().join("t.trace"));
+        let t = trace.to_str().unwrap();
+        let out = powercut(&[
+            "trace",
+            "--dir",
+            d,
+            "--out",
+            t,
+            "--",
+            &python,
+            kv,
+            d,
+            "load",
+            "5",
+            "--variant",
+            variant,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains("6 acknowledgements"), "{}", text(&out));
+        let json = tmp.path().join("found.json");
+        let check = format!("{python} {kv} {{dir}} recover --variant {variant}");
+        let args =
+            ["explore", t, "--check", &check, "--budget", "60", "--json", json.to_str().unwrap()];
+        let out = powercut(&args);
+        assert_eq!(out.status.code(), Some(code), "{variant}: {}", text(&out));
+        let found: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let failures = found["failures"].as_array().unwrap();
+        if code == 0 {
+            assert!(text(&out).contains("no failures") && failures.is_empty());
+            continue;
+        }
+        let id = found["shrunk"]["failure"]["state"].as_str().unwrap();
+        let into = tmp.path().join("state");
+        let out = powercut(&["explore", t, "--materialize", id, "--into", into.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let recovered =
+            Command::new(&python).args([kv, into.to_str().unwrap(), "recover"]).output().unwrap();
+        let shrunk_stdout = found["shrunk"]["failure"]["check_stdout"].as_str().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&recovered.stdout),
+            shrunk_stdout,
+            "the re-created state is the one judged"
+        );
+    }
+}

@@ -70,7 +70,8 @@ impl Case {
                 "--crash-at" => case.crash_op = Some(number("--crash-at")?),
                 "--state" => {
                     let n = number("--state")?;
-                    case.state = Some(u32::try_from(n).map_err(|_| format!("--state {n}: too large"))?);
+                    case.state =
+                        Some(u32::try_from(n).map_err(|_| format!("--state {n}: too large"))?);
                 }
                 "--faults" => case.faults = Some(parse_faults(value)?),
                 "--exhaustive" => match number("--exhaustive")? {

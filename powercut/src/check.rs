@@ -286,12 +286,12 @@ struct Env {
 impl Env {
     fn read() -> Result<Env, Failure> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let bad = |name: &str, value: &str, why: &str| {
-            Failure::Setup(format!("{name}={value:?}: {why}"))
-        };
+        let bad =
+            |name: &str, value: &str, why: &str| Failure::Setup(format!("{name}={value:?}: {why}"));
         let mut seeds = None;
         if let Some(v) = var("POWERCUT_SEEDS") {
-            let (a, b) = v.split_once("..").ok_or_else(|| bad("POWERCUT_SEEDS", &v, "expected A..B"))?;
+            let (a, b) =
+                v.split_once("..").ok_or_else(|| bad("POWERCUT_SEEDS", &v, "expected A..B"))?;
             let (a, b) = (a.trim().parse::<u64>(), b.trim().parse::<u64>());
             match (a, b) {
                 (Ok(a), Ok(b)) if a < b => seeds = Some(a..b),
@@ -312,9 +312,10 @@ impl Env {
         };
         let case = match var("POWERCUT_CASE") {
             Some(v) => {
-                let (name, flags) = v.trim().split_once(' ').ok_or_else(|| {
-                    bad("POWERCUT_CASE", &v, "expected 'SCENARIO --seed S ...'")
-                })?;
+                let (name, flags) = v
+                    .trim()
+                    .split_once(' ')
+                    .ok_or_else(|| bad("POWERCUT_CASE", &v, "expected 'SCENARIO --seed S ...'"))?;
                 let case = Case::parse(flags).map_err(|e| bad("POWERCUT_CASE", &v, &e))?;
                 Some((name.to_string(), case))
             }
@@ -335,8 +336,10 @@ struct Saved {
 
 impl Saved {
     fn write(&self, dir: &Path) -> Result<PathBuf, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
-        let file = dir.join(format!("{}-{}-seed-{}.json", self.subject, self.scenario, self.case.seed));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+        let file =
+            dir.join(format!("{}-{}-seed-{}.json", self.subject, self.scenario, self.case.seed));
         let doc = json!({
             "subject": self.subject,
             "scenario": self.scenario,
@@ -345,7 +348,8 @@ impl Saved {
             "message": self.message,
         });
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
-        std::fs::write(&file, text).map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+        std::fs::write(&file, text)
+            .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
         Ok(file)
     }
 
@@ -355,7 +359,10 @@ impl Saved {
         let doc: Value =
             serde_json::from_str(&text).map_err(|e| format!("{at}: line {}: {e}", e.line()))?;
         let field = |name: &str| {
-            doc[name].as_str().map(str::to_string).ok_or_else(|| format!("{at}: no string field {name}"))
+            doc[name]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("{at}: no string field {name}"))
         };
         let case = Case::parse(&field("case")?).map_err(|e| format!("{at}: field case: {e}"))?;
         Ok(Saved {
@@ -474,11 +481,7 @@ impl fmt::Display for Failure {
                 f.write_str(&v.replay)?;
                 writeln!(f, "\nreplay it:\n  {}", v.command)?;
                 if let Some(path) = &v.saved {
-                    writeln!(
-                        f,
-                        "saved as {}: it runs first until you delete it",
-                        path.display()
-                    )?;
+                    writeln!(f, "saved as {}: it runs first until you delete it", path.display())?;
                 }
                 Ok(())
             }

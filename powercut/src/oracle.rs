@@ -25,15 +25,22 @@ use std::time::Duration;
 /// A named class of violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Class {
+    /// A write promised durable is gone.
     Durability,
+    /// Recovery failed, or served a key or value nobody wrote.
     Validity,
+    /// No prefix of the history explains the state.
     Ordering,
+    /// A deleted key came back.
     Resurrection,
+    /// Recovering again gave a different state.
     RecoveryIdempotence,
+    /// A crash during recovery lost what recovery promised.
     CrashDuringRecovery,
 }
 
 impl Class {
+    /// Every class, in report order.
     pub const ALL: [Class; 6] = [
         Class::Durability,
         Class::Validity,
@@ -43,6 +50,7 @@ impl Class {
         Class::CrashDuringRecovery,
     ];
 
+    /// The class as output names it (`durability`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Class::Durability => "durability",
@@ -64,6 +72,7 @@ impl fmt::Display for Class {
 /// How a write ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// Acknowledged, with this promise.
     Acked(Ack),
     /// The call returned an error: the write may or may not have happened.
     Failed,
@@ -74,27 +83,35 @@ pub enum Status {
 /// One write of the history (a put or a delete).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Write {
+    /// The key number.
     pub key: u32,
     /// `None` for a delete; else the value's length (its bytes follow from the write's index).
     pub value_len: Option<u32>,
     /// The filesystem operations the call used: (start, end], op numbers.
     pub start_op: u64,
+    /// The last filesystem operation of the call.
     pub end_op: u64,
+    /// When the acknowledgement came, on the filesystem clock.
     pub acked_at: Duration,
+    /// How the call ended.
     pub status: Status,
 }
 
 /// A `durable_through` report (from an acknowledgement or a tick).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// The filesystem operation count when it was reported.
     pub end_op: u64,
+    /// Every write with an id up to this is durable.
     pub durable_through: u64,
 }
 
 /// Everything that happened in one run, in order.
 #[derive(Clone, Debug, Default)]
 pub struct History {
+    /// Every put and delete, in order.
     pub writes: Vec<Write>,
+    /// Every `durable_through` report, in order.
     pub reports: Vec<Report>,
     /// Writes the subject reported at risk (its own ids), and the op by which it said so.
     pub at_risk: Vec<(u64, u64, u64)>,
@@ -106,11 +123,14 @@ pub struct History {
 /// What kind of crash a state comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashKind {
+    /// The power went: only what the disk held survives.
     PowerCut,
+    /// The process was killed: the page cache survives.
     Kill,
 }
 
 impl CrashKind {
+    /// The kind as output names it.
     pub fn name(self) -> &'static str {
         match self {
             CrashKind::PowerCut => "power cut",
@@ -124,7 +144,9 @@ impl CrashKind {
 pub struct Crash {
     /// The operation in flight (the end of the run is one past the last).
     pub op: u64,
+    /// When, on the filesystem clock.
     pub at: Duration,
+    /// Power cut or kill -9.
     pub kind: CrashKind,
 }
 
@@ -133,6 +155,7 @@ pub struct Crash {
 pub struct Loss {
     /// Acknowledged writes not reflected in the recovered state.
     pub acked_lost: u64,
+    /// Bytes of the values of those writes.
     pub bytes_lost: u64,
     /// Crash time minus the acknowledgement time of the oldest lost write.
     pub window: Option<Duration>,
@@ -318,7 +341,7 @@ impl History {
         for (key, idxs) in self.key_writes(p_max) {
             while cursor.next_if(|&&(k, _)| k < key).is_some() {}
             let holds = cursor.peek().filter(|&&&(k, _)| k == key).map(|&&(_, w)| w);
-            self.key_set(idxs, holds, p_max, &mut set);
+            self.key_set(idxs, holds, (p_max, crash.op), &mut set);
             intersect_into(&allowed, &set, &mut next);
             std::mem::swap(&mut allowed, &mut next);
             if allowed.is_empty() {
@@ -326,7 +349,9 @@ impl History {
             }
         }
         if let Some(p) = max_in(&allowed, p_min, p_max) {
-            return (Vec::new(), self.loss(p, done, crash));
+            let mut loss = self.loss(p, done, crash);
+            loss.reported_lost = self.reported_lost(&observed, done, crash.op);
+            return (Vec::new(), loss);
         }
         // Resurrection: a key holds a value older than a required delete of it.
         for &(key, w) in &observed {
@@ -354,7 +379,7 @@ impl History {
             );
             return (vec![(Class::Durability, msg)], self.loss(p, done, crash));
         }
-        let key_sets = self.key_sets(&observed, p_max);
+        let key_sets = self.key_sets(&observed, (p_max, crash.op));
         (vec![(Class::Ordering, self.explain_ordering(&key_sets, p_max))], Loss::default())
     }
 
@@ -368,14 +393,23 @@ impl History {
     }
 
     /// Each written key's allowed prefix lengths, given what the state holds.
-    fn key_sets(&self, observed: &[(u32, usize)], p_max: usize) -> Vec<(u32, Set)> {
-        self.key_writes(p_max)
+    fn key_sets(&self, observed: &[(u32, usize)], at: (usize, u64)) -> Vec<(u32, Set)> {
+        self.key_writes(at.0)
             .map(|(key, idxs)| {
                 let mut set = Vec::new();
-                self.key_set(idxs, observed_of(observed, key), p_max, &mut set);
+                self.key_set(idxs, observed_of(observed, key), at, &mut set);
                 (key, set)
             })
             .collect()
+    }
+
+    /// Did write `i` maybe not happen, as far as a crash at `crash_op` is concerned?
+    fn optional(&self, i: usize, crash_op: u64) -> bool {
+        match self.writes[i].status {
+            Status::Failed => true,
+            Status::Acked(ack) => self.excused(ack.seq, crash_op),
+            Status::InFlight => false,
+        }
     }
 
     /// Prefix lengths consistent with `key` holding the write `observed` (or nothing), into
@@ -384,12 +418,14 @@ impl History {
         &self,
         writes: &[(u32, usize)],
         observed: Option<usize>,
-        p_max: usize,
+        (p_max, crash_op): (usize, u64),
         out: &mut Set,
     ) {
         out.clear();
         let idxs = || writes.iter().map(|&(_, i)| i);
-        let ok = |i: &usize| self.writes[*i].status != Status::Failed;
+        // A failed write, or one the subject reported at risk before the crash, may or may not
+        // have happened: it moves no boundary.
+        let ok = |i: &usize| !self.optional(*i, crash_op);
         let next_after = |i: usize| idxs().filter(ok).find(|&j| j > i).unwrap_or(p_max);
         match observed {
             Some(w) => out.push((w + 1, next_after(w))),
@@ -438,6 +474,26 @@ impl History {
             earlier.push((*key, set));
         }
         "no prefix of the history explains the recovered state".into()
+    }
+
+    /// Writes the subject reported at risk before the crash whose effect the state lacks: a put
+    /// whose key holds an older write (or nothing, with no later delete), a delete whose key
+    /// holds an older write.
+    fn reported_lost(&self, observed: &[(u32, usize)], done: usize, crash_op: u64) -> u64 {
+        let lost = |i: usize| {
+            let w = &self.writes[i];
+            match observed_of(observed, w.key) {
+                Some(held) => held < i,
+                None => {
+                    w.value_len.is_some()
+                        && !self.writes[i + 1..done]
+                            .iter()
+                            .any(|d| d.key == w.key && d.value_len.is_none())
+                }
+            }
+        };
+        let excused = |i: &usize| matches!(self.writes[*i].status, Status::Acked(a) if self.excused(a.seq, crash_op));
+        (0..done).filter(excused).filter(|&i| lost(i)).count() as u64
     }
 
     fn loss(&self, p: usize, done: usize, crash: Crash) -> Loss {

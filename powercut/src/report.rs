@@ -6,10 +6,10 @@
 //! seconds, scenarios/s) change only in their numbers. Wall-clock time is read here, for
 //! measurements only, never for a verdict.
 
+use crate::bitcask::{Bitcask, BitcaskSpec};
 use crate::bugs::CAUGHT_BY;
 use crate::oracle::CrashKind;
 use crate::run::{Focus, run_seed};
-use crate::bitcask::{Bitcask, BitcaskSpec};
 use crate::scenario::{CrashKinds, CrashPoints, Faults, Mix, Range, Scenario, States, Workload};
 use crate::shrink::shrink;
 use crate::subject::{Subject, config_for};
@@ -19,8 +19,8 @@ use faultfs::{
     EioSemantics, MemFs, OpenOptions, Profile, RealFs, SimConfig, SimFs, SyncMode, Vfs, VfsFile,
 };
 use serde_json::{Value, json};
-use std::fmt::Write as _;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -393,7 +393,8 @@ pub fn throughput_1k(s: &Scenario, seeds: u64) -> Result<[f64; 3], String> {
 /// loop; SimFs vs MemFs.
 fn speed(quick: bool) -> Value {
     let seeds = if quick { 100 } else { 1_000 };
-    let t1k = crate::scenarios::named("throughput-1k").ok_or_else(|| "no throughput-1k".to_string());
+    let t1k =
+        crate::scenarios::named("throughput-1k").ok_or_else(|| "no throughput-1k".to_string());
     let modes = t1k.and_then(|s| throughput_1k(&s, seeds)).ok();
     let per_sec = modes.map(|m| m[0].round());
     let bare = bare_crash_loop(if quick { 300 } else { 2_000 }).round();

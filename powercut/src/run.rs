@@ -9,9 +9,9 @@ use crate::scenario::{CrashPoints, Scenario, States};
 use crate::subject::{Ack, Promise, Subject, SubjectError};
 use crate::workload::{self, Op, key_bytes, value_bytes};
 use faultfs::{Call, Capture, CrashPoint, Fault, FaultPlan, InFlight, Latency, SimConfig, SimFs};
-use std::cell::Cell;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -20,24 +20,32 @@ use std::time::Duration;
 /// One violation found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// What was violated.
     pub class: Class,
     /// The crash point (operation number) and kind.
     pub crash_op: u64,
+    /// Power cut or kill -9.
     pub crash_kind: CrashKind,
     /// Which state at that crash point (0-based), for replay.
     pub state: u32,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
 /// What one seed found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeedOutcome {
+    /// The seed.
     pub seed: u64,
+    /// Crash states checked.
     pub crash_states: u64,
+    /// Crash states with distinct images.
     pub distinct_states: u64,
+    /// Every violation found, in order.
     pub violations: Vec<Violation>,
     /// Loss within the promise, per crash kind: (power cut, kill).
     pub loss_power_cut: LossTotals,
+    /// Loss within the promise after kills.
     pub loss_kill: LossTotals,
     /// Filesystem operations the workload took.
     pub ops: u64,
@@ -46,11 +54,17 @@ pub struct SeedOutcome {
 /// Loss summed over crash states.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LossTotals {
+    /// Crash states counted.
     pub states: u64,
+    /// Acknowledged writes lost, summed.
     pub acked_lost: u64,
+    /// Most acknowledged writes one state lost.
     pub acked_lost_max: u64,
+    /// Bytes of values lost, summed.
     pub bytes_lost: u64,
+    /// The longest loss window.
     pub window_max: Duration,
+    /// Lost writes the subject had reported at risk.
     pub reported_lost: u64,
 }
 
@@ -64,6 +78,7 @@ impl LossTotals {
         self.reported_lost += l.reported_lost;
     }
 
+    /// Add `o`'s totals.
     pub fn merge(&mut self, o: &LossTotals) {
         self.states += o.states;
         self.acked_lost += o.acked_lost;
@@ -123,7 +138,9 @@ pub struct Detail {
     pub plan: Vec<(u32, Op)>,
     /// Per workload operation run: (plan index, first op before it, last op of it).
     pub ranges: Vec<(u32, u64, u64)>,
+    /// The history of writes, acknowledgements and reports.
     pub history: History,
+    /// The filesystem calls of the run.
     pub trace: Vec<faultfs::TraceEntry>,
     /// Faults that fired in the run.
     pub fired: Vec<(u64, faultfs::Fault)>,
@@ -359,7 +376,7 @@ fn live<S: Subject>(
                 Ok(dt) => {
                     history.reports.push(Report { end_op: fs.op_count(), durable_through: dt })
                 }
-                Err(e) => note_error(history, &e, fs.op_count()),
+                Err(e) => note_error(history, &e, fs.op_count(), &mut uncertain),
             }
             next_tick = fs_now(&fs).max(next_tick) + tick;
         }
@@ -383,7 +400,7 @@ fn live<S: Subject>(
                 workload::write_key(&mut key_buf, key);
                 let got = s.get(&key_buf);
                 if let Err(e) = &got {
-                    note_error(history, e, fs.op_count());
+                    note_error(history, e, fs.op_count(), &mut uncertain);
                 }
                 if let (Ok(v), false) = (&got, uncertain.contains(&key)) {
                     let expected = model.get(key as usize).copied().flatten();
@@ -405,7 +422,7 @@ fn live<S: Subject>(
             }
             Op::Merge => {
                 if let Err(e) = s.merge() {
-                    note_error(history, &e, fs.op_count());
+                    note_error(history, &e, fs.op_count(), &mut uncertain);
                 }
                 None
             }
@@ -422,7 +439,7 @@ fn live<S: Subject>(
                 Status::Acked(*ack)
             }
             Err(e) => {
-                note_error(history, e, end_op);
+                note_error(history, e, end_op, &mut uncertain);
                 uncertain.insert(key);
                 Status::Failed
             }
@@ -467,9 +484,16 @@ fn fs_now(fs: &SimFs) -> Duration {
     fs.now()
 }
 
-fn note_error(history: &mut History, e: &SubjectError, end_op: u64) {
+/// Record what an error says is at risk; the keys of those writes are no longer known to a
+/// `get` check.
+fn note_error(history: &mut History, e: &SubjectError, end_op: u64, uncertain: &mut BTreeSet<u32>) {
     if let Some((a, b)) = e.at_risk {
         history.at_risk.push((a, b, end_op));
+        for w in &history.writes {
+            if matches!(w.status, Status::Acked(ack) if (a..=b).contains(&ack.seq)) {
+                uncertain.insert(w.key);
+            }
+        }
     }
 }
 
@@ -754,13 +778,17 @@ fn crashes_during_recovery<S: Subject>(
     None
 }
 
+/// A write made after recovery: key, value, and `None` if it must survive, `Some(Some(id))` if
+/// it promised only `Queued`, `Some(None)` if it failed.
+type AfterWrite = (Vec<u8>, Vec<u8>, Option<Option<u64>>);
+
 /// The writes made after a recovery, and what a reopen may show for them.
 struct AfterRecovery {
     /// The recovered state they were made on.
     base: State,
     /// (key, value, subject's id if it promised only `Queued`; `Some(None)` for a failed write,
     /// `None` for a write that must survive).
-    writes: Vec<(Vec<u8>, Vec<u8>, Option<Option<u64>>)>,
+    writes: Vec<AfterWrite>,
     /// The highest `durable_through` reported.
     covered: u64,
 }
@@ -823,7 +851,10 @@ impl AfterRecovery {
                 });
             }
         }
-        match again.keys().find(|k| !self.base.contains_key(k) && !self.writes.iter().any(|w| w.0 == *k)) {
+        match again
+            .keys()
+            .find(|k| !self.base.contains_key(k) && !self.writes.iter().any(|w| w.0 == *k))
+        {
             Some(k) => Err(format!("{} appeared", String::from_utf8_lossy(k))),
             None => Ok(()),
         }

@@ -37,7 +37,9 @@ pub struct Scenario {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
+    /// The smallest value.
     pub min: u64,
+    /// The largest value.
     pub max: u64,
 }
 
@@ -46,12 +48,16 @@ pub struct Range {
 #[serde(deny_unknown_fields)]
 pub struct Mix {
     #[serde(default)]
+    /// Weight of puts.
     pub put: u32,
     #[serde(default)]
+    /// Weight of deletes.
     pub delete: u32,
     #[serde(default)]
+    /// Weight of gets (checked against what was acknowledged).
     pub get: u32,
     #[serde(default)]
+    /// Weight of merges (compaction).
     pub merge: u32,
     /// Atomic batches of puts and deletes ([`crate::Subject::write_batch`]).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -64,12 +70,15 @@ fn is_zero(n: &u32) -> bool {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// What each seed does: operations, keys, values, their timing.
 pub struct Workload {
     /// Operations per seed.
     pub ops: u32,
     /// Keys are drawn from `key0000..key{keys-1}`.
     pub keys: u32,
+    /// Value sizes in bytes (at least 12: a value carries its write's tag).
     pub value_bytes: Range,
+    /// Relative weights of the operations.
     pub mix: Mix,
     /// Virtual time between operations, in microseconds, uniform in the range.
     pub gap_us: Range,
@@ -97,9 +106,17 @@ pub enum CrashPoints {
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum States {
     /// `per_point` states drawn from the seed.
-    Sampled { per_point: u32 },
+    /// States drawn per crash point.
+    Sampled {
+        /// States drawn per crash point.
+        per_point: u32,
+    },
     /// Every distinct state, up to `budget` per crash point.
-    Exhaustive { budget: u64 },
+    /// At most this many distinct states per crash point.
+    Exhaustive {
+        /// At most this many distinct states per crash point.
+        budget: u64,
+    },
 }
 
 /// Relative weights of the crash kinds.
@@ -107,17 +124,24 @@ pub enum States {
 #[serde(deny_unknown_fields)]
 pub struct CrashKinds {
     #[serde(default)]
+    /// Weight of power cuts.
     pub power_cut: u32,
     #[serde(default)]
+    /// Weight of process crashes (kill -9).
     pub kill: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// What goes wrong: the persistence profile, crashes, injected faults.
 pub struct Faults {
+    /// The persistence profile: a name, or `{"base": NAME, ...overrides}`.
     pub profile: Profile,
+    /// Relative weights of the crash kinds.
     pub crash: CrashKinds,
+    /// Where crash points are taken.
     pub crash_points: CrashPoints,
+    /// How crash states are chosen at each crash point.
     pub states: States,
     /// After recovering, cut the power during (or right after) a recovery of the same image, and
     /// recover again — this many times in a row, each during the previous one's recovery.
@@ -127,12 +151,16 @@ pub struct Faults {
     #[serde(default)]
     pub after_recovery_writes: u32,
     #[serde(default)]
+    /// Probability that an fsync/fdatasync fails with EIO.
     pub sync_eio_rate: f64,
     #[serde(default)]
+    /// Probability that a write fails with EIO.
     pub write_eio_rate: f64,
     #[serde(default)]
+    /// What a failed fsync leaves behind (`linux`, `btrfs-revert`, `sticky`).
     pub eio_semantics: EioSemantics,
     #[serde(default)]
+    /// Disk capacity in bytes: writes past it are short (ENOSPC).
     pub capacity_bytes: Option<u64>,
     /// Bits flipped in the durable data of each crash image before recovery.
     #[serde(default)]
@@ -190,7 +218,10 @@ impl Scenario {
         }
         for name in self.subject.keys() {
             if !is_name(name) {
-                return field(&format!("subject.{name}"), "a subject name is letters, digits, '-', '_'");
+                return field(
+                    &format!("subject.{name}"),
+                    "a subject name is letters, digits, '-', '_'",
+                );
             }
         }
         let w = &self.workload;

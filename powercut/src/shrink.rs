@@ -84,8 +84,11 @@ impl<S: Subject> Shrinker<'_, S> {
 
     /// Keep `keep` with the crash point and faults at these anchors: does it still fail?
     fn try_anchored(&mut self, keep: &[u32], anchored: &Anchored) -> Option<Found> {
-        let focus =
-            Focus { keep: Some(keep.to_vec()), anchored: Some(anchored.clone()), ..Focus::default() };
+        let focus = Focus {
+            keep: Some(keep.to_vec()),
+            anchored: Some(anchored.clone()),
+            ..Focus::default()
+        };
         self.attempt(focus)
     }
 }

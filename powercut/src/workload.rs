@@ -9,16 +9,33 @@ use std::time::Duration;
 /// One planned operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    Put { key: u32, value_bytes: u32 },
-    Delete { key: u32 },
-    Get { key: u32 },
+    /// Set a key to a value of `value_bytes` bytes.
+    Put {
+        /// The key number.
+        key: u32,
+        /// The value's size.
+        value_bytes: u32,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key number.
+        key: u32,
+    },
+    /// Read a key back and compare.
+    Get {
+        /// The key number.
+        key: u32,
+    },
+    /// Compact.
     Merge,
 }
 
 /// An operation and the virtual time to wait before issuing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
+    /// Virtual time to wait before it.
     pub gap: Duration,
+    /// The operation.
     pub op: Op,
 }
 

@@ -2,10 +2,10 @@
 //! scenario of the default suite that targets it reports the expected class.
 
 use crate::*;
+use powercut::bitcask::Bitcask;
 use powercut::bugs::CAUGHT_BY;
 use powercut::run::{Focus, run_seed};
 use powercut::shrink::shrink;
-use powercut::bitcask::Bitcask;
 use powercut::suite::run_scenario;
 
 #[test]
@@ -68,7 +68,10 @@ fn every_bug_replays_from_its_crash_point_and_shrinks_to_at_most_20_operations()
 }
 
 /// The scenario a shrunk case replays on (exhaustive states when the shrinker used them).
-fn s_for(s: &powercut::scenario::Scenario, exhaustive: Option<u64>) -> powercut::scenario::Scenario {
+fn s_for(
+    s: &powercut::scenario::Scenario,
+    exhaustive: Option<u64>,
+) -> powercut::scenario::Scenario {
     let mut s = s.clone();
     if let Some(budget) = exhaustive {
         s.faults.states = powercut::scenario::States::Exhaustive { budget };

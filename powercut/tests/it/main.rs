@@ -5,6 +5,7 @@
 mod blackbox;
 mod bugs;
 mod cli;
+mod contract;
 mod determinism;
 mod wal;
 mod wal_subject;

@@ -66,7 +66,8 @@ impl<'de> Deserialize<'de> for SyncStrategy {
         };
         if let Some((name, _)) = fields.iter().find(|(n, set)| *set && !takes.contains(n)) {
             let kind = &raw.kind;
-            let expected = if takes.is_empty() { "no other field".into() } else { takes.join(", ") };
+            let expected =
+                if takes.is_empty() { "no other field".into() } else { takes.join(", ") };
             return Err(D::Error::custom(format!(
                 "unknown field `{name}` for strategy kind `{kind}` (it takes {expected})"
             )));
@@ -143,10 +144,13 @@ pub struct EngineBugs {
     pub merge_removes_before_durable: bool,
     /// Recovery stops at a torn record but does not truncate; new records go after the garbage.
     pub append_after_torn_tail: bool,
+    /// Recovery applies the records of a batch one by one, so a batch the crash cut short is
+    /// half applied.
+    pub batch_not_atomic: bool,
 }
 
 /// The CLI names of the bug switches, with one-line descriptions.
-pub const BUGS: [(&str, &str); 9] = [
+pub const BUGS: [(&str, &str); 10] = [
     ("no-fsync", "acknowledge writes as durable without ever syncing (flush only)"),
     ("no-dir-fsync-on-rotate", "create a new data file without fsyncing the directory"),
     ("hint-in-place", "write merge hint files in place instead of temp + fsync + rename"),
@@ -156,6 +160,7 @@ pub const BUGS: [(&str, &str); 9] = [
     ("merge-drops-tombstones", "merge drops tombstones while older files may hold the key"),
     ("merge-removes-before-durable", "merge removes old files before the merged file is durable"),
     ("append-after-torn-tail", "recovery leaves a torn tail in place and appends after it"),
+    ("batch-not-atomic", "recovery applies the records of a torn batch one by one"),
 ];
 
 impl EngineBugs {
@@ -176,6 +181,7 @@ impl EngineBugs {
             "merge-drops-tombstones" => &mut self.merge_drops_tombstones,
             "merge-removes-before-durable" => &mut self.merge_removes_before_durable,
             "append-after-torn-tail" => &mut self.append_after_torn_tail,
+            "batch-not-atomic" => &mut self.batch_not_atomic,
             _ => {
                 let names: Vec<&str> = BUGS.iter().map(|(n, _)| *n).collect();
                 return Err(format!("unknown engine bug {name:?}; accepted: {}", names.join(", ")));
@@ -204,6 +210,7 @@ impl EngineBugs {
             self.merge_drops_tombstones,
             self.merge_removes_before_durable,
             self.append_after_torn_tail,
+            self.batch_not_atomic,
         ];
         BUGS.iter().zip(on).filter(|(_, on)| *on).map(|((n, _), _)| *n).collect()
     }

@@ -9,6 +9,12 @@
 pub const RECORD_HEADER_BYTES: usize = 4 + 8 + 8 + 4 + 4 + 1;
 /// Flag bit: the record is a tombstone (a delete); its value is empty.
 pub const FLAG_TOMBSTONE: u8 = 1;
+/// Flag bit: the record belongs to an atomic batch whose next record follows it. A batch is
+/// records flagged `FLAG_BATCH_MORE` and one last record without the flag; recovery applies the
+/// batch only once it has read that last record.
+pub const FLAG_BATCH_MORE: u8 = 2;
+/// Every flag bit a writer may set.
+const RECORD_FLAGS: u8 = FLAG_TOMBSTONE | FLAG_BATCH_MORE;
 /// Largest accepted key.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Largest accepted value.
@@ -90,6 +96,19 @@ pub fn encode_record_into(
     key: &[u8],
     value: &[u8],
 ) {
+    encode_record_flagged(out, seq, timestamp_ns, tombstone, false, key, value);
+}
+
+/// [`encode_record_into`], with `more` setting [`FLAG_BATCH_MORE`].
+pub fn encode_record_flagged(
+    out: &mut Vec<u8>,
+    seq: u64,
+    timestamp_ns: u64,
+    tombstone: bool,
+    more: bool,
+    key: &[u8],
+    value: &[u8],
+) {
     debug_assert!(key.len() <= MAX_KEY_BYTES && value.len() <= MAX_VALUE_BYTES);
     debug_assert!(!tombstone || value.is_empty());
     let start = out.len();
@@ -98,7 +117,8 @@ pub fn encode_record_into(
     out.extend_from_slice(&timestamp_ns.to_le_bytes());
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.push(if tombstone { FLAG_TOMBSTONE } else { 0 });
+    let flags = if tombstone { FLAG_TOMBSTONE } else { 0 };
+    out.push(flags | if more { FLAG_BATCH_MORE } else { 0 });
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     let crc = crc32fast::hash(&out[start + 4..]);
@@ -114,6 +134,8 @@ pub struct Header {
     pub key_len: usize,
     pub value_len: usize,
     pub tombstone: bool,
+    /// More records of the same atomic batch follow.
+    pub more: bool,
 }
 
 impl Header {
@@ -136,8 +158,9 @@ pub fn decode_header(b: &[u8]) -> Result<Header, BadRecord> {
         key_len: u32_at(b, 20) as usize,
         value_len: u32_at(b, 24) as usize,
         tombstone: flags & FLAG_TOMBSTONE != 0,
+        more: flags & FLAG_BATCH_MORE != 0,
     };
-    if flags & !FLAG_TOMBSTONE != 0
+    if flags & !RECORD_FLAGS != 0
         || h.key_len > MAX_KEY_BYTES
         || h.value_len > MAX_VALUE_BYTES
         || (h.tombstone && h.value_len != 0)

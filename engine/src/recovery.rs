@@ -64,16 +64,26 @@ struct Scan {
     skipped: Vec<(u64, u64, BadRecord)>,
 }
 
-fn scan(bytes: &[u8], skip_bad: bool) -> Scan {
+fn scan(bytes: &[u8], skip_bad: bool, batch_not_atomic: bool) -> Scan {
     let mut s = Scan { records: Vec::new(), end: 0, bad: None, skipped: Vec::new() };
     let mut at = 0usize;
+    // The batch being read: (index of its first record, its offset). Its records count only
+    // once its last one is read.
+    let mut batch: Option<(usize, u64)> = None;
     // Bounded: every iteration advances `at` by at least one byte.
     while at < bytes.len() {
         match check_record(&bytes[at..]) {
             Ok(h) => {
+                if h.more && !batch_not_atomic {
+                    batch.get_or_insert((s.records.len(), at as u64));
+                } else {
+                    batch = None;
+                }
                 s.records.push((h, at as u64));
                 at += h.record_bytes();
-                s.end = at as u64;
+                if batch.is_none() {
+                    s.end = at as u64;
+                }
             }
             Err(bad) if skip_bad => {
                 // The bug: resynchronize one byte further on and read on.
@@ -87,6 +97,14 @@ fn scan(bytes: &[u8], skip_bad: bool) -> Scan {
                 s.bad = Some((at as u64, bad));
                 break;
             }
+        }
+    }
+    if let Some((first, offset)) = batch {
+        // A batch the log ends inside of never happened: the log ends where it starts.
+        s.records.truncate(first);
+        s.end = offset;
+        if s.bad.is_none_or(|(bad_at, _)| bad_at > offset) {
+            s.bad = Some((offset, BadRecord::Short));
         }
     }
     if skip_bad {
@@ -149,7 +167,7 @@ impl<V: Vfs> Engine<V> {
                 if hint_ids.contains(&id) {
                     report.hints_rejected += 1;
                 }
-                let scan = scan(&bytes, config.bugs.skip_bad_records);
+                let scan = scan(&bytes, config.bugs.skip_bad_records, config.bugs.batch_not_atomic);
                 keydir.reserve(scan.records.len());
                 for (h, offset) in scan.records {
                     let key_at = offset as usize + RECORD_HEADER_BYTES;
@@ -284,10 +302,31 @@ mod tests {
         let good = bytes.len();
         bytes.extend(vec![0u8; 40]);
         bytes.extend(format::encode_record(2, 0, false, b"b", b"2"));
-        let s = scan(&bytes, false);
+        let s = scan(&bytes, false, false);
         assert_eq!((s.records.len(), s.end), (1, good as u64));
         assert_eq!(s.bad.map(|b| b.0), Some(good as u64));
-        let s = scan(&bytes, true);
+        let s = scan(&bytes, true, false);
         assert_eq!(s.records.len(), 2, "the bug reads past the hole");
+    }
+
+    #[test]
+    fn a_batch_counts_only_once_its_last_record_is_read() {
+        let mut bytes = format::encode_record(1, 0, false, b"a", b"1");
+        let before = bytes.len();
+        format::encode_record_flagged(&mut bytes, 2, 0, false, true, b"b", b"2");
+        format::encode_record_flagged(&mut bytes, 3, 0, true, true, b"a", b"");
+        let cut = bytes.len();
+        format::encode_record_flagged(&mut bytes, 4, 0, false, false, b"c", b"3");
+        let whole = scan(&bytes, false, false);
+        assert_eq!((whole.records.len(), whole.end, whole.bad), (4, bytes.len() as u64, None));
+        // The log ends inside the batch (its last record torn or never written).
+        for end in [cut, cut + 10, before + 5] {
+            let s = scan(&bytes[..end], false, false);
+            assert_eq!((s.records.len(), s.end), (1, before as u64), "cut at {end}");
+            assert_eq!(s.bad.map(|b| b.0), Some(before as u64));
+            // The bug applies what it read of the batch.
+            let buggy = scan(&bytes[..end], false, true);
+            assert!(buggy.records.len() > 1 || end < cut, "cut at {end}");
+        }
     }
 }

@@ -148,30 +148,45 @@ impl<V: Vfs> Engine<V> {
     }
 
     fn write(&mut self, key: &[u8], value: &[u8], tombstone: bool) -> Result<Ack> {
+        self.write_batch(&[(key, (!tombstone).then_some(value))])
+    }
+
+    /// Apply `ops` — (key, `Some(value)` to store, `None` to delete) — atomically: after any
+    /// crash, recovery finds all of them or none. One acknowledgement covers the batch; its
+    /// `seq` is the last record's. The records go into one file (a batch never straddles a
+    /// rotation), flagged as a batch (`docs/format.md`), in one write.
+    pub fn write_batch(&mut self, ops: &[(&[u8], Option<&[u8]>)]) -> Result<Ack> {
         self.check_poison()?;
-        if key.len() > MAX_KEY_BYTES {
-            return Err(Error::TooLarge { what: "key", len: key.len(), max: MAX_KEY_BYTES });
+        if ops.is_empty() {
+            return Err(Error::TooLarge { what: "batch (empty)", len: 0, max: 0 });
         }
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(Error::TooLarge { what: "value", len: value.len(), max: MAX_VALUE_BYTES });
+        let mut len = 0usize;
+        for (key, value) in ops {
+            let value = value.unwrap_or_default();
+            if key.len() > MAX_KEY_BYTES {
+                return Err(Error::TooLarge { what: "key", len: key.len(), max: MAX_KEY_BYTES });
+            }
+            if value.len() > MAX_VALUE_BYTES {
+                let max = MAX_VALUE_BYTES;
+                return Err(Error::TooLarge { what: "value", len: value.len(), max });
+            }
+            len += format::record_bytes(key.len(), value.len());
         }
         let now = self.vfs.now();
-        let seq = self.next_seq;
-        let len = format::record_bytes(key.len(), value.len());
         if self.active.len > 0 && self.active.len + len as u64 > self.config.max_file_bytes {
             let id = self.max_file_id + 1;
             self.rotate_to(id)?;
         }
-        // The record is encoded where it is kept until synced, and written from there.
+        // The records are encoded where they are kept until synced, and written from there.
         let start = self.unsynced.len();
-        format::encode_record_into(
-            &mut self.unsynced,
-            seq,
-            now.as_nanos() as u64,
-            tombstone,
-            key,
-            value,
-        );
+        let first_seq = self.next_seq;
+        for (i, (key, value)) in ops.iter().enumerate() {
+            let more = i + 1 < ops.len();
+            let seq = first_seq + i as u64;
+            let (tombstone, value) = (value.is_none(), value.unwrap_or_default());
+            let ts = now.as_nanos() as u64;
+            format::encode_record_flagged(&mut self.unsynced, seq, ts, tombstone, more, key, value);
+        }
         let offset = self.active.len;
         if let Err(e) = self.active.file.write_all_at(&self.unsynced[start..], offset) {
             self.unsynced.truncate(start);
@@ -182,11 +197,19 @@ impl<V: Vfs> Engine<V> {
             }
             return Err(Error::io("append")(e));
         }
+        let mut at = offset;
+        for (i, (key, value)) in ops.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let n = format::record_bytes(key.len(), value.unwrap_or_default().len()) as u32;
+            let tombstone = value.is_none();
+            self.keydir
+                .insert(key, Entry { file: self.active.id, offset: at, len: n, seq, tombstone });
+            at += u64::from(n);
+        }
+        let seq = first_seq + ops.len() as u64 - 1;
         self.active.len += len as u64;
-        self.next_seq += 1;
+        self.next_seq = seq + 1;
         self.written_through = seq;
-        let entry = Entry { file: self.active.id, offset, len: len as u32, seq, tombstone };
-        self.keydir.insert(key, entry);
         self.dirty_since.get_or_insert(now);
         self.last_write = now;
         let promise = match self.config.strategy {
@@ -199,7 +222,7 @@ impl<V: Vfs> Engine<V> {
             }
             SyncStrategy::None => Promise::Writeback,
             SyncStrategy::Batch { max_ops, max_delay_ms } => {
-                self.batch_pending += 1;
+                self.batch_pending += ops.len() as u32;
                 let first = *self.batch_first.get_or_insert(now);
                 if self.batch_pending >= max_ops
                     || now >= first + Duration::from_millis(max_delay_ms)
@@ -291,7 +314,9 @@ impl<V: Vfs> Engine<V> {
                 self.readers.insert(old.id, old.file);
                 Ok(())
             }
-            Err(e) if powercut_vfs::is_power_cut(&e) => Err(Error::io("rewrite after failed sync")(e)),
+            Err(e) if powercut_vfs::is_power_cut(&e) => {
+                Err(Error::io("rewrite after failed sync")(e))
+            }
             Err(e) => {
                 let at_risk = (self.written_through > self.durable_through).then(|| AtRisk {
                     first: self.durable_through + 1,
@@ -336,7 +361,9 @@ impl<V: Vfs> Engine<V> {
         } else {
             match self.vfs.sync_dir() {
                 Ok(()) => true,
-                Err(e) if powercut_vfs::is_power_cut(&e) => return Err(Error::io("sync directory")(e)),
+                Err(e) if powercut_vfs::is_power_cut(&e) => {
+                    return Err(Error::io("sync directory")(e));
+                }
                 Err(_) => false, // retried before the first durable acknowledgement in it
             }
         };

@@ -1,7 +1,7 @@
 //! The built-in subject: powercut's Bitcask engine (the `engine` crate) on SimFs, and its
 //! configuration as scenarios spell it (`"subject": {"bitcask": {...}}`).
 
-use crate::subject::{Ack, Promise, State, Subject, SubjectError, config_from_value};
+use crate::subject::{Ack, BatchOp, Promise, State, Subject, SubjectError, config_from_value};
 use engine::{Config, Engine, EngineBugs, Promise as EnginePromise, SyncCall, SyncStrategy};
 use faultfs::SimFs;
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,7 @@ impl Subject for Bitcask {
     const NAME: &'static str = "bitcask";
     type Config = BitcaskSpec;
     const BUGS: &'static [(&'static str, &'static str)] = &engine::BUGS;
+    const WRITE_BATCH: bool = true;
 
     fn config_from_json(section: &Value) -> Result<BitcaskSpec, String> {
         let spec: BitcaskSpec = config_from_value(section)?;
@@ -114,6 +115,17 @@ impl Subject for Bitcask {
 
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, SubjectError> {
         self.engine.get(key).map_err(err)
+    }
+
+    fn write_batch(&mut self, batch: &[BatchOp<'_>]) -> Result<Ack, SubjectError> {
+        let ops: Vec<(&[u8], Option<&[u8]>)> = batch
+            .iter()
+            .map(|op| match *op {
+                BatchOp::Put { key, value } => (key, Some(value)),
+                BatchOp::Delete { key } => (key, None),
+            })
+            .collect();
+        self.engine.write_batch(&ops).map(ack).map_err(err)
     }
 
     fn merge(&mut self) -> Result<(), SubjectError> {

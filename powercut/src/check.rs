@@ -118,6 +118,16 @@ impl<S: Subject> Check<S> {
         for scenario in &self.scenarios {
             let config = config_for::<S>(scenario, &self.config, &self.bugs)
                 .map_err(|e| Failure::Setup(format!("scenario {}: {e}", scenario.name)))?;
+            let others = crate::subject::foreign_sections::<S>(scenario);
+            if !others.is_empty() {
+                eprintln!(
+                    "powercut: scenario {} configures {} but not {}: running the check's \
+                     configuration",
+                    scenario.name,
+                    others.join(", "),
+                    S::NAME
+                );
+            }
             if scenario.workload.mix.batch > 0 && !S::WRITE_BATCH {
                 let why = format!("subject {} has no write_batch", S::NAME);
                 eprintln!("powercut: skipped scenario {}: {why}", scenario.name);
@@ -285,7 +295,11 @@ struct Env {
 
 impl Env {
     fn read() -> Result<Env, Failure> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Env::parse(|name| std::env::var(name).ok())
+    }
+
+    fn parse(lookup: impl Fn(&str) -> Option<String>) -> Result<Env, Failure> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let bad =
             |name: &str, value: &str, why: &str| Failure::Setup(format!("{name}={value:?}: {why}"));
         let mut seeds = None;
@@ -495,5 +509,42 @@ impl std::error::Error for Failure {}
 impl From<&Violated> for Focus {
     fn from(v: &Violated) -> Focus {
         v.case.focus()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Result<Env, String> {
+        let lookup = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+        Env::parse(lookup).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn environment_overrides_parse_and_bad_ones_name_the_variable() {
+        let e = env(&[("POWERCUT_SEEDS", "3..9"), ("POWERCUT_JOBS", "2")]).unwrap();
+        assert_eq!((e.seeds, e.jobs), (Some(3..9), Some(2)));
+        assert_eq!(env(&[("POWERCUT_SEED", "7")]).unwrap().seeds, Some(7..8));
+        let (name, case) = env(&[("POWERCUT_CASE", "kill-9 --seed 4 --crash-at 9 --state 1")])
+            .unwrap()
+            .case
+            .unwrap();
+        assert_eq!(
+            (name.as_str(), case.seed, case.crash_op, case.state),
+            ("kill-9", 4, Some(9), Some(1))
+        );
+        assert!(env(&[]).unwrap().case.is_none());
+        for (var, value) in [
+            ("POWERCUT_SEEDS", "9..3"),
+            ("POWERCUT_SEEDS", "x"),
+            ("POWERCUT_SEED", "-1"),
+            ("POWERCUT_JOBS", "0"),
+            ("POWERCUT_CASE", "kill-9"),
+            ("POWERCUT_CASE", "kill-9 --crash-at 3"),
+        ] {
+            let err = env(&[(var, value)]).err().unwrap_or_default();
+            assert!(err.contains(var) && err.contains(value), "{var}={value}: {err}");
+        }
     }
 }

@@ -401,11 +401,31 @@ fn check_output_path(flag: &str, path: &Option<PathBuf>) -> Result<(), BadInput>
 }
 
 fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadInput> {
-    let named: Vec<(Scenario, String)> = if args.scenarios.is_empty() {
+    let defaults = args.scenarios.is_empty();
+    let mut named: Vec<(Scenario, String)> = if defaults {
         crate::scenarios::default().into_iter().map(|s| (s.clone(), s.name)).collect()
     } else {
         args.scenarios.iter().map(|a| resolve_scenario(a)).collect::<Result<_, _>>()?
     };
+    if !S::WRITE_BATCH {
+        let needs = |s: &Scenario| s.workload.mix.batch > 0;
+        if let Some((s, _)) = named.iter().find(|(s, _)| needs(s) && !defaults) {
+            return Err(BadInput(format!(
+                "scenario {} has atomic batches (workload.mix.batch), and subject {} has no \
+                 write_batch",
+                s.name,
+                S::NAME
+            )));
+        }
+        for (s, _) in named.iter().filter(|(s, _)| needs(s)) {
+            eprintln!(
+                "powercut: skipped scenario {}: subject {} has no write_batch",
+                s.name,
+                S::NAME
+            );
+        }
+        named.retain(|(s, _)| !needs(s));
+    }
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     let partition = args.partition.as_deref().map(parse_partition).transpose()?;
     if args.jobs == Some(0) {
@@ -416,6 +436,17 @@ fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadI
     let mut jobs = Vec::new();
     for (scenario, label) in named {
         let config = ctx.config_for(&scenario)?;
+        let others = crate::subject::foreign_sections::<S>(&scenario);
+        if !others.is_empty() {
+            eprintln!(
+                "powercut: scenario {} configures {} but not {}: {} runs with its default \
+                 configuration",
+                scenario.name,
+                others.join(", "),
+                S::NAME,
+                S::NAME
+            );
+        }
         let range = seeds.clone().unwrap_or(0..scenario.seeds);
         let seeds: Vec<u64> = match partition {
             Some((k, n)) => range.filter(|s| s % n == k - 1).collect(),

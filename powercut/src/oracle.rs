@@ -37,17 +37,20 @@ pub enum Class {
     RecoveryIdempotence,
     /// A crash during recovery lost what recovery promised.
     CrashDuringRecovery,
+    /// An atomic batch is partly there.
+    Atomicity,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::Durability,
         Class::Validity,
         Class::Ordering,
         Class::Resurrection,
         Class::RecoveryIdempotence,
         Class::CrashDuringRecovery,
+        Class::Atomicity,
     ];
 
     /// The class as output names it (`durability`, ...).
@@ -59,6 +62,7 @@ impl Class {
             Class::Resurrection => "resurrection",
             Class::RecoveryIdempotence => "recovery-idempotence",
             Class::CrashDuringRecovery => "crash-during-recovery",
+            Class::Atomicity => "atomicity",
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct History {
     pub reports: Vec<Report>,
     /// Writes the subject reported at risk (its own ids), and the op by which it said so.
     pub at_risk: Vec<(u64, u64, u64)>,
+    /// Atomic batches: (index of the first write, number of writes).
+    pub batches: Vec<(usize, usize)>,
     /// (key, write index) of every write, sorted: each key's writes in order, keys in order
     /// (see [`History::index`]).
     per_key: Vec<(u32, usize)>,
@@ -229,11 +235,32 @@ impl History {
         }
     }
 
-    /// Writes finished before `op`, and the total including the one in flight.
+    /// Writes finished before `op`, and the total including those in flight (one write, or
+    /// every write of the batch in flight).
     fn bounds(&self, op: u64) -> (usize, usize) {
         let done = self.writes.iter().take_while(|w| w.end_op < op).count();
-        let in_flight = self.writes.get(done).is_some_and(|w| w.start_op < op);
-        (done, done + usize::from(in_flight))
+        let in_flight = self.writes[done..].iter().take_while(|w| w.start_op < op).count();
+        (done, done + in_flight)
+    }
+
+    /// `set` without the prefix lengths that end inside a batch.
+    fn whole_batches(&self, set: &Set) -> Set {
+        let mut out = set.clone();
+        for &(first, n) in &self.batches {
+            if n < 2 {
+                continue;
+            }
+            let (lo, hi) = (first + 1, first + n - 1);
+            out = out
+                .into_iter()
+                .flat_map(|(a, b)| {
+                    let below = (a < lo).then(|| (a, b.min(lo - 1)));
+                    let above = (b > hi).then(|| (a.max(hi + 1), b));
+                    below.into_iter().chain(above)
+                })
+                .collect();
+        }
+        out
     }
 
     fn excused(&self, seq: u64, op: u64) -> bool {
@@ -348,10 +375,27 @@ impl History {
                 break;
             }
         }
-        if let Some(p) = max_in(&allowed, p_min, p_max) {
+        let atomic =
+            if self.batches.is_empty() { None } else { Some(self.whole_batches(&allowed)) };
+        if let Some(p) = max_in(atomic.as_ref().unwrap_or(&allowed), p_min, p_max) {
             let mut loss = self.loss(p, done, crash);
             loss.reported_lost = self.reported_lost(&observed, done, crash.op);
             return (Vec::new(), loss);
+        }
+        if let Some(p) = atomic.and_then(|_| max_in(&allowed, p_min, p_max)) {
+            let (first, n) = self
+                .batches
+                .iter()
+                .copied()
+                .find(|&(first, n)| first < p && p < first + n)
+                .unwrap_or((p, 0));
+            let msg = format!(
+                "the batch of writes #{first}..#{} is partly there: the state holds the first {} \
+                 of its {n} writes",
+                first + n.saturating_sub(1),
+                p - first
+            );
+            return (vec![(Class::Atomicity, msg)], self.loss(p, done, crash));
         }
         // Resurrection: a key holds a value older than a required delete of it.
         for &(key, w) in &observed {
@@ -600,5 +644,33 @@ mod tests {
         let crash = Crash { op: 3, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
         let (v, _) = h.judge(crash, RULES, &state(&[(1, 3, 30)]), false);
         assert_eq!(v[0].0, Class::Validity);
+    }
+
+    #[test]
+    fn a_batch_is_all_there_or_not_at_all() {
+        // #0 put k0; then one batch: #1 put k1, #2 put k2, #3 delete k0.
+        let ops = [(0, Some(20)), (1, Some(20)), (2, Some(20)), (0, None)];
+        let mut h = History::default();
+        for (i, (key, value_len)) in ops.into_iter().enumerate() {
+            let (start_op, end_op) = if i == 0 { (1, 2) } else { (3, 4) };
+            let ack =
+                Ack { seq: 1 + u64::from(i > 0), promise: Promise::Writeback, durable_through: 0 };
+            let acked_at = Duration::from_millis(end_op);
+            let status = Status::Acked(ack);
+            h.writes.push(Write { key, value_len, start_op, end_op, acked_at, status });
+        }
+        h.batches.push((1, 3));
+        h.index();
+        let pass = |s: &State| assert!(judge(&h, CrashKind::PowerCut, s).is_empty(), "{s:?}");
+        pass(&state(&[]));
+        pass(&state(&[(0, 0, 20)]));
+        pass(&state(&[(1, 1, 20), (2, 2, 20)]));
+        // Part of the batch: k1 landed, k2 and the delete did not.
+        let part = state(&[(0, 0, 20), (1, 1, 20)]);
+        assert_eq!(judge(&h, CrashKind::PowerCut, &part), [Class::Atomicity]);
+        // A crash while the batch is in flight: all of it or none, still.
+        let crash = Crash { op: 4, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
+        assert!(h.judge(crash, RULES, &state(&[(1, 1, 20), (2, 2, 20)]), false).0.is_empty());
+        assert_eq!(h.judge(crash, RULES, &part, false).0[0].0, Class::Atomicity);
     }
 }

@@ -47,8 +47,14 @@ pub fn replay<S: Subject>(scenario: &Scenario, config: &S::Config, case: &Case) 
     for ((index, op), (_, start, end)) in d.plan.iter().zip(&d.ranges) {
         let mut line =
             format!("  [{index:>4}] fs ops {:>5}..={:<5} {}", start + 1, end, describe_op(op));
-        if matches!(op, Op::Put { .. } | Op::Delete { .. }) {
-            if let Some(w) = writes.next() {
+        let members = match op {
+            Op::Put { .. } | Op::Delete { .. } => 1,
+            Op::Batch { len, .. } => *len as usize,
+            _ => 0,
+        };
+        let mut these = writes.by_ref().take(members).peekable();
+        if members > 0 {
+            if let Some(w) = these.next() {
                 line.push_str(&match w.status {
                     Status::Acked(a) => format!(
                         "  -> acked at {:?}, seq {}, promise {:?}, durable through {}",
@@ -58,6 +64,7 @@ pub fn replay<S: Subject>(scenario: &Scenario, config: &S::Config, case: &Case) 
                     Status::InFlight => "  -> in flight".into(),
                 });
             }
+            these.for_each(drop);
         }
         if crash_op.is_some_and(|k| *start < k && k <= *end) {
             line.push_str("   <== the crash");
@@ -115,5 +122,6 @@ pub fn describe_op(op: &Op) -> String {
         Op::Delete { key: k } => format!("delete {}", key(k)),
         Op::Get { key: k } => format!("get {}", key(k)),
         Op::Merge => "merge".into(),
+        Op::Batch { len, .. } => format!("batch of {len} writes (atomic)"),
     }
 }

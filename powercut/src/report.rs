@@ -79,6 +79,7 @@ fn scenario(st: &Strategy, profile: &Profile, kind: CrashKind, seeds: u64) -> Sc
             mix: Mix { put: 90, delete: 10, get: 0, merge: 0, batch: 0 },
             gap_us: Range { min: 50_000, max: 150_000 },
             tail_ms: 0,
+            batch_ops: Range { min: 2, max: 8 },
         },
         faults: Faults {
             profile: profile.clone(),

@@ -6,7 +6,7 @@
 
 use crate::oracle::{Class, Crash, CrashKind, History, Loss, Report, Rules, State, Status, Write};
 use crate::scenario::{CrashPoints, Scenario, States};
-use crate::subject::{Ack, Promise, Subject, SubjectError};
+use crate::subject::{Ack, BatchOp, Promise, Subject, SubjectError};
 use crate::workload::{self, Op, key_bytes, value_bytes};
 use faultfs::{Call, Capture, CrashPoint, Fault, FaultPlan, InFlight, Latency, SimConfig, SimFs};
 use rand::{Rng, RngCore, SeedableRng};
@@ -426,6 +426,11 @@ fn live<S: Subject>(
                 }
                 None
             }
+            Op::Batch { len, seed } => {
+                let members = workload::batch_members(&scenario.workload, len, seed);
+                batch(s, &fs, history, &members, start_op, &mut model, &mut uncertain);
+                None
+            }
         };
         out.ranges.push((plan_index, start_op, fs.op_count()));
         let Some((key, value_len, result)) = result else { continue };
@@ -484,6 +489,70 @@ fn fs_now(fs: &SimFs) -> Duration {
     fs.now()
 }
 
+/// Run one atomic batch: its members are consecutive writes of the history, one acknowledgement
+/// for all of them.
+fn batch<S: Subject>(
+    s: &mut S,
+    fs: &SimFs,
+    history: &mut History,
+    members: &[Op],
+    start_op: u64,
+    model: &mut [Option<u64>],
+    uncertain: &mut BTreeSet<u32>,
+) {
+    let first = history.writes.len() as u64;
+    let bytes: Vec<(Vec<u8>, Option<Vec<u8>>)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match *op {
+            Op::Put { key, value_bytes: n } => {
+                (key_bytes(key), Some(value_bytes(first + i as u64, n)))
+            }
+            Op::Delete { key } => (key_bytes(key), None),
+            _ => unreachable!("batch members are puts and deletes"),
+        })
+        .collect();
+    let ops: Vec<BatchOp<'_>> = bytes
+        .iter()
+        .map(|(key, value)| match value {
+            Some(value) => BatchOp::Put { key, value },
+            None => BatchOp::Delete { key },
+        })
+        .collect();
+    let result = s.write_batch(&ops);
+    let end_op = fs.op_count();
+    let status = match &result {
+        Ok(ack) => {
+            history.reports.push(Report { end_op, durable_through: ack.durable_through });
+            Status::Acked(*ack)
+        }
+        Err(e) => {
+            note_error(history, e, end_op, uncertain);
+            Status::Failed
+        }
+    };
+    history.batches.push((first as usize, members.len()));
+    for (i, op) in members.iter().enumerate() {
+        let (key, value_len) = match *op {
+            Op::Put { key, value_bytes } => (key, Some(value_bytes)),
+            Op::Delete { key } => (key, None),
+            _ => continue,
+        };
+        match status {
+            Status::Acked(_) => {
+                if let Some(slot) = model.get_mut(key as usize) {
+                    *slot = value_len.map(|_| first + i as u64);
+                }
+            }
+            _ => {
+                uncertain.insert(key);
+            }
+        }
+        let acked_at = fs_now(fs);
+        history.writes.push(Write { key, value_len, start_op, end_op, acked_at, status });
+    }
+}
+
 /// Record what an error says is at risk; the keys of those writes are no longer known to a
 /// `get` check.
 fn note_error(history: &mut History, e: &SubjectError, end_op: u64, uncertain: &mut BTreeSet<u32>) {
@@ -514,6 +583,13 @@ pub fn run_seed_detailed<S: Subject>(
     seed: u64,
     focus: &Focus,
 ) -> (SeedOutcome, Option<Detail>) {
+    assert!(
+        scenario.workload.mix.batch == 0 || S::WRITE_BATCH,
+        "scenario {} needs write_batch, which subject {} does not implement (Check and the \
+         command line skip such scenarios, saying so)",
+        scenario.name,
+        S::NAME
+    );
     let mut streams = Streams::new(seed);
     let live = live::<S>(scenario, config, &mut streams, focus);
     let mut out = SeedOutcome {

@@ -85,6 +85,17 @@ pub struct Workload {
     /// Idle virtual time after the last operation (ticks keep running), in milliseconds.
     #[serde(default)]
     pub tail_ms: u64,
+    /// Writes per atomic batch (`mix.batch`), uniform in the range.
+    #[serde(default = "default_batch_ops", skip_serializing_if = "is_default_batch_ops")]
+    pub batch_ops: Range,
+}
+
+fn default_batch_ops() -> Range {
+    Range { min: 2, max: 8 }
+}
+
+fn is_default_batch_ops(r: &Range) -> bool {
+    *r == default_batch_ops()
 }
 
 /// Where crash points are taken.
@@ -255,6 +266,10 @@ impl Scenario {
             > u64::from(u32::MAX)
         {
             return field("workload.mix", "weights too large");
+        }
+        let b = w.batch_ops;
+        if b.min == 0 || b.min > b.max || b.max > 10_000 {
+            return field("workload.batch_ops", "needs 1 <= min <= max <= 10000");
         }
         let f = &self.faults;
         if f.crash.power_cut == 0 && f.crash.kill == 0 {

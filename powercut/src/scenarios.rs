@@ -16,6 +16,7 @@ macro_rules! suite {
 }
 
 suite!(
+    "atomic-batch-posix",
     "batch-ext4",
     "batch-posix",
     "bit-rot",

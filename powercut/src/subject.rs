@@ -207,7 +207,8 @@ pub fn unknown_bug(name: &str, known: &[(&str, &str)]) -> String {
 }
 
 /// The configuration subject `S` runs `scenario` with: its `subject.<NAME>` section if it has
-/// one, else `base`; then the bug switches `bugs` turned on. An error names the field.
+/// one, else `base`; then the bug switches `bugs` turned on. An error names the field by its
+/// path from the scenario's root (`field subject.bitcask.strategy: ...`).
 pub fn config_for<S: Subject>(
     scenario: &crate::Scenario,
     base: &S::Config,
@@ -215,7 +216,10 @@ pub fn config_for<S: Subject>(
 ) -> Result<S::Config, String> {
     let mut config = match scenario.subject.get(S::NAME) {
         Some(section) => {
-            S::config_from_json(section).map_err(|e| format!("subject.{}: {e}", S::NAME))?
+            S::config_from_json(section).map_err(|e| match e.strip_prefix("field ") {
+                Some(rest) => format!("field subject.{}.{rest}", S::NAME),
+                None => format!("field subject.{}: {e}", S::NAME),
+            })?
         }
         None => base.clone(),
     };
@@ -223,4 +227,14 @@ pub fn config_for<S: Subject>(
         S::enable_bug(&mut config, bug)?;
     }
     Ok(config)
+}
+
+/// The sections of `scenario` for subjects other than `S`, when it has none for `S` (a user's
+/// misspelled subject name, say): `S` runs it with its given configuration, which is worth saying.
+/// The built-in engine's sections, which every default scenario carries, are not listed.
+pub fn foreign_sections<S: Subject>(scenario: &crate::Scenario) -> Vec<&str> {
+    if scenario.subject.contains_key(S::NAME) {
+        return Vec::new();
+    }
+    scenario.subject.keys().map(String::as_str).filter(|k| *k != "bitcask").collect()
 }

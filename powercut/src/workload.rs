@@ -28,6 +28,13 @@ pub enum Op {
     },
     /// Compact.
     Merge,
+    /// An atomic batch of `len` puts and deletes, drawn from `seed` ([`batch_members`]).
+    Batch {
+        /// Writes in the batch.
+        len: u32,
+        /// Seeds the draw of its writes.
+        seed: u64,
+    },
 }
 
 /// An operation and the virtual time to wait before issuing it.
@@ -48,7 +55,7 @@ pub fn generate(w: &Workload, rng: &mut impl Rng) -> Vec<Planned> {
 /// are taken, so a run that stops early draws no more than it ran.
 pub fn plan<'a>(w: &'a Workload, rng: &'a mut impl Rng) -> impl Iterator<Item = Planned> + 'a {
     let m = w.mix;
-    let total = m.put + m.delete + m.get + m.merge;
+    let total = m.put + m.delete + m.get + m.merge + m.batch;
     (0..w.ops).map(move |_| {
         let gap = Duration::from_micros(rng.random_range(w.gap_us.min..=w.gap_us.max));
         let key = rng.random_range(0..w.keys);
@@ -60,11 +67,33 @@ pub fn plan<'a>(w: &'a Workload, rng: &'a mut impl Rng) -> impl Iterator<Item = 
             Op::Delete { key }
         } else if pick < m.put + m.delete + m.get {
             Op::Get { key }
-        } else {
+        } else if pick < m.put + m.delete + m.get + m.merge {
             Op::Merge
+        } else {
+            let len = rng.random_range(w.batch_ops.min..=w.batch_ops.max) as u32;
+            Op::Batch { len, seed: rng.random() }
         };
         Planned { gap, op }
     })
+}
+
+/// The writes of a batch: `Put`s and `Delete`s in the workload's put:delete proportion (all puts
+/// when it has no deletes), keys and value sizes drawn as for single writes.
+pub fn batch_members(w: &Workload, len: u32, seed: u64) -> Vec<Op> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (put, delete) = (w.mix.put, w.mix.delete);
+    (0..len)
+        .map(|_| {
+            let key = rng.random_range(0..w.keys);
+            if rng.random_range(0..put + delete) < put {
+                let value_bytes = rng.random_range(w.value_bytes.min..=w.value_bytes.max) as u32;
+                Op::Put { key, value_bytes }
+            } else {
+                Op::Delete { key }
+            }
+        })
+        .collect()
 }
 
 /// `width` decimal digits of `n`, zero-padded, appended to `out`.

@@ -4,9 +4,11 @@
 
 mod blackbox;
 mod bugs;
+mod check;
 mod cli;
 mod contract;
 mod determinism;
+mod scenario_fields;
 mod wal;
 mod wal_subject;
 

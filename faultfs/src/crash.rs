@@ -903,8 +903,8 @@ impl SimFs {
 
 #[cfg(test)]
 mod tests {
-    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{Profile, SimFs};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
 
     /// A crash image is not a copy: untouched files share every page with the run's durable image,
     /// and a touched file copies only the pages its landed pieces write.
@@ -935,8 +935,8 @@ mod tests {
 
 #[cfg(test)]
 mod state_text {
-    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{Dropped, Profile, SimFs};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
 
     /// A state written as text reads back as itself; a state the profile cannot produce is
     /// refused; giving dropped units back lands them (and, without reorder, what precedes them).
@@ -983,8 +983,8 @@ mod state_text {
 
 #[cfg(test)]
 mod image_hashes {
-    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
     use crate::{InFlight, Profile, SimFs, image_hash};
+    use powercut_vfs::{OpenOptions, Vfs, VfsFile};
 
     /// Process-crash images keep unsynced data a reader sees: two that differ only there hash
     /// apart, and one equal to a power-cut image (nothing unsynced) hashes the same.

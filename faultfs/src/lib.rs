@@ -33,11 +33,11 @@ pub use crash::{
 };
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use mem::{MemFile, MemFs};
-pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
-pub use sim::{Capture, FileState, SimConfig, SimFile, SimFs};
-pub use trace::{Call, Outcome, TraceEntry};
 /// The seam, re-exported: an engine names these through `powercut_vfs` (or here, in its tests).
 pub use powercut_vfs::{
     NAME_MAX_BYTES, OpenOptions, PowerLost, RealFile, RealFs, SyncMode, Vfs, VfsFile, check_name,
     is_power_cut,
 };
+pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
+pub use sim::{Capture, FileState, SimConfig, SimFile, SimFs};
+pub use trace::{Call, Outcome, TraceEntry};

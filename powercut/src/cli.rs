@@ -684,7 +684,9 @@ fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInp
         },
     };
     let replayed = replay::<S>(&scenario, &config, &case);
-    println!("({label})");
+    if label != scenario.name {
+        println!("({label})");
+    }
     print!("{}", replayed.text);
     Ok(!replayed.outcome.violations.is_empty())
 }

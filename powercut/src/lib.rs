@@ -15,6 +15,129 @@
 //! - `cli` (feature `cli`): the whole command line for any subject,
 //!   `powercut::cli::main::<MyEngine>()`.
 //!
+//! # Quick start
+//!
+//! An engine written against the seam (here a log of checksummed records), its [`Subject`]
+//! adapter, and a `#[test]` that runs the default suite on it:
+//!
+//! ```
+//! use powercut::{Ack, Check, Promise, SimFs, State, Subject, SubjectError};
+//! use powercut::{OpenOptions, Vfs, VfsFile};
+//! use std::collections::BTreeMap;
+//! use std::io;
+//!
+//! /// The engine: generic over the seam, so production runs it on `RealFs`.
+//! pub struct Log<V: Vfs> {
+//!     file: V::File,
+//!     len: u64,
+//!     map: BTreeMap<Vec<u8>, Vec<u8>>,
+//! }
+//!
+//! /// Record: key_len u8 | value_len u16 (0xFFFF: delete) | key | value | checksum u32, LE.
+//! fn checksum(bytes: &[u8]) -> u32 {
+//!     bytes.iter().fold(0x811c_9dc5, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+//! }
+//!
+//! impl<V: Vfs> Log<V> {
+//!     pub fn open(fs: &V) -> io::Result<Self> {
+//!         let file = fs.open("log", OpenOptions::create())?;
+//!         let mut bytes = Vec::new();
+//!         file.read_to_end(&mut bytes)?;
+//!         let (mut at, mut map) = (0, BTreeMap::new());
+//!         // Replay up to the first record that is short or fails its checksum.
+//!         while let Some(h) = bytes.get(at..at + 3) {
+//!             let (k, raw) = (h[0] as usize, u16::from_le_bytes([h[1], h[2]]));
+//!             let end = at + 3 + k + if raw == 0xFFFF { 0 } else { raw as usize };
+//!             let Some(sum) = bytes.get(end..end + 4) else { break };
+//!             if checksum(&bytes[at..end]).to_le_bytes() != sum { break }
+//!             let key = bytes[at + 3..at + 3 + k].to_vec();
+//!             match raw {
+//!                 0xFFFF => map.remove(&key),
+//!                 _ => map.insert(key, bytes[at + 3 + k..end].to_vec()),
+//!             };
+//!             at = end + 4;
+//!         }
+//!         // Cut a torn tail, and make what was recovered durable, name included.
+//!         file.set_len(at as u64)?;
+//!         file.sync_data()?;
+//!         fs.sync_dir()?;
+//!         Ok(Log { file, len: at as u64, map })
+//!     }
+//!
+//!     /// Durable when it returns: appended, then fdatasync.
+//!     pub fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> io::Result<()> {
+//!         let mut rec = vec![key.len() as u8];
+//!         rec.extend(value.map_or(0xFFFF, |v| v.len() as u16).to_le_bytes());
+//!         rec.extend(key);
+//!         rec.extend(value.unwrap_or_default());
+//!         rec.extend(checksum(&rec).to_le_bytes());
+//!         self.file.write_all_at(&rec, self.len)?;
+//!         self.file.sync_data()?;
+//!         self.len += rec.len() as u64;
+//!         match value {
+//!             Some(v) => self.map.insert(key.to_vec(), v.to_vec()),
+//!             None => self.map.remove(key),
+//!         };
+//!         Ok(())
+//!     }
+//! }
+//!
+//! /// The adapter powercut drives (in the engine's tests, or behind a feature).
+//! pub struct LogSubject {
+//!     log: Log<SimFs>,
+//!     seq: u64,
+//! }
+//!
+//! impl LogSubject {
+//!     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<Ack, SubjectError> {
+//!         self.log.write(key, value)?; // an io::Error converts; a power cut is marked as one
+//!         self.seq += 1;
+//!         Ok(Ack { seq: self.seq, promise: Promise::Durable, durable_through: self.seq })
+//!     }
+//! }
+//!
+//! impl Subject for LogSubject {
+//!     const NAME: &'static str = "log";
+//!     type Config = ();
+//!
+//!     fn open(fs: SimFs, _: &()) -> Result<Self, SubjectError> {
+//!         Ok(LogSubject { log: Log::open(&fs)?, seq: 0 })
+//!     }
+//!     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Ack, SubjectError> {
+//!         self.write(key, Some(value))
+//!     }
+//!     fn delete(&mut self, key: &[u8]) -> Result<Ack, SubjectError> {
+//!         self.write(key, None)
+//!     }
+//!     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, SubjectError> {
+//!         Ok(self.log.map.get(key).cloned())
+//!     }
+//!     fn tick(&mut self) -> Result<u64, SubjectError> {
+//!         Ok(self.seq) // every write is synced before it is acknowledged
+//!     }
+//!     fn state(&mut self) -> Result<State, SubjectError> {
+//!         Ok(self.log.map.iter().collect())
+//!     }
+//! }
+//!
+//! #[test]
+//! fn the_log_survives_every_crash() {
+//!     let summary = Check::<LogSubject>::new(()).seeds(0..10).run();
+//!     println!("{}", summary.unwrap_or_else(|failure| panic!("{failure}")));
+//! }
+//! # fn main() {
+//! #     let summary = Check::<LogSubject>::new(()).seeds(0..3).no_regressions().run();
+//! #     let summary = summary.unwrap_or_else(|failure| panic!("{failure}"));
+//! #     assert!(summary.to_string().contains("PASS log"), "{summary}");
+//! # }
+//! ```
+//!
+//! A failure prints the replay of the shrunk first failing case — every operation with its
+//! acknowledgement, the syscalls around the crash, what the crash kept and dropped — and the
+//! `POWERCUT_CASE=... cargo test ...` command that replays exactly that case. For the whole
+//! command line (run, replay, shrink, merge, JUnit, partitions) on the same adapter, see
+//! `cli` (feature `cli`).
+//!
 //! Determinism: a seed's outcome depends only on the scenario, the seed, the subject's
 //! configuration and the binary. Seeds run in parallel but share nothing, and results are ordered
 //! by seed.

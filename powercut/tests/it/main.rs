@@ -2,6 +2,7 @@
 //! determinism across thread counts, a second subject, scenario errors, the command line.
 #![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
 
+mod architecture;
 mod blackbox;
 mod bugs;
 mod check;

@@ -147,6 +147,10 @@
 //! a user crate takes `default-features = false` for the builder alone, adding
 //! `features = ["cli"]` for its own command line.
 #![warn(missing_docs)]
+#![expect(
+    clippy::test_attr_in_doctest,
+    reason = "the quick start shows the #[test] a user writes; its hidden main runs the same check"
+)]
 
 #[cfg(feature = "bitcask")]
 pub mod bitcask;

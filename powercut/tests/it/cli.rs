@@ -348,3 +348,23 @@ fn trace_then_explore_end_to_end() {
         );
     }
 }
+
+#[test]
+fn the_binary_needs_no_source_tree_list_and_run_work_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_powercut")).args(args).current_dir(dir.path()).output()
+    };
+    let o = run(&["list"]).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for s in powercut::scenarios::default() {
+        assert!(text(&o).contains(&s.name), "{} not listed: {}", s.name, text(&o));
+    }
+    assert!(text(&o).contains("batch-not-atomic"), "the bug switches are listed");
+    let o = run(&["run", "o_sync-posix", "--seeds", "0..3"]).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["run", "no-such-scenario"]).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no-such-scenario") && text(&o).contains("list"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a clean run writes nothing");
+}

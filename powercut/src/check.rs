@@ -48,6 +48,7 @@ pub struct Check<S: Subject> {
     jobs: Option<usize>,
     bugs: Vec<String>,
     regressions: Option<PathBuf>,
+    test_command: Option<String>,
 }
 
 impl<S: Subject> Check<S> {
@@ -63,7 +64,16 @@ impl<S: Subject> Check<S> {
             jobs: None,
             bugs: Vec::new(),
             regressions,
+            test_command: None,
         }
+    }
+
+    /// The command a failure prints to replay its case, before ` -- TEST --exact --nocapture`
+    /// (default: `cargo test -p PACKAGE`). Set it when your crash tests need more, such as
+    /// `cargo test --features powercut`: the printed command must build the test it names.
+    pub fn test_command(mut self, command: impl Into<String>) -> Self {
+        self.test_command = Some(command.into());
+        self
     }
 
     /// Run these scenarios instead of the default suite.
@@ -224,7 +234,7 @@ impl<S: Subject> Check<S> {
             shrunk_from: None,
             case: case.clone(),
             replay: replayed.text,
-            command: replay_command(&scenario.name, case),
+            command: replay_command(self.test_command.as_deref(), &scenario.name, case),
             saved,
         })))
     }
@@ -264,7 +274,7 @@ impl<S: Subject> Check<S> {
             failing_seeds: failing.len(),
             seeds_run: result.seeds.len(),
             shrunk_from: shrunk.as_ref().map(|s| (s.keep.len(), s.original_ops)),
-            command: replay_command(&scenario.name, &case),
+            command: replay_command(self.test_command.as_deref(), &scenario.name, &case),
             case,
             replay: replayed.text,
             saved,
@@ -273,12 +283,17 @@ impl<S: Subject> Check<S> {
 }
 
 /// The command that replays `case` of the scenario named `name`: this same test, narrowed.
-fn replay_command(name: &str, case: &Case) -> String {
-    let package = std::env::var("CARGO_PKG_NAME").ok();
+fn replay_command(test_command: Option<&str>, name: &str, case: &Case) -> String {
     let test = std::thread::current().name().filter(|n| *n != "main").map(str::to_string);
-    let mut cmd = format!("POWERCUT_CASE='{name} {case}' cargo test");
-    if let Some(p) = package {
-        cmd.push_str(&format!(" -p {p}"));
+    let mut cmd = format!("POWERCUT_CASE='{name} {case}' ");
+    match test_command {
+        Some(c) => cmd.push_str(c),
+        None => {
+            cmd.push_str("cargo test");
+            if let Ok(p) = std::env::var("CARGO_PKG_NAME") {
+                cmd.push_str(&format!(" -p {p}"));
+            }
+        }
     }
     if let Some(t) = test {
         cmd.push_str(&format!(" -- {t} --exact --nocapture"));

@@ -477,13 +477,15 @@ fn junit<S: Subject>(ctx: &Ctx<S>, jobs: &[Job<S>], results: &[ScenarioResult]) 
     let failures = results.iter().filter(|r| r.violations() > 0).count();
     let time: f64 = results.iter().map(|r| r.elapsed_secs).sum();
     let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"powercut\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"powercut\" tests=\"{}\" failures=\"{failures}\" time=\"{time:.3}\">\n  <testsuite name=\"powercut.{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n",
         results.len(),
+        xml_escape(S::NAME),
         results.len()
     );
     for (job, r) in jobs.iter().zip(results) {
         x.push_str(&format!(
-            "    <testcase classname=\"powercut.{}\" name=\"{}\" time=\"{:.3}\">\n",
+            "    <testcase classname=\"powercut.{}.{}\" name=\"{}\" time=\"{:.3}\">\n",
+            xml_escape(S::NAME),
             xml_escape(&r.name),
             xml_escape(&r.name),
             r.elapsed_secs

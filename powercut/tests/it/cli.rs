@@ -207,6 +207,8 @@ fn junit_is_xml_a_ci_system_shows_failures_in() {
     assert!(failure.text().unwrap().contains("reproduce: powercut replay"));
     let suites = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
     assert_eq!(suites.attribute("failures"), Some("1"));
+    assert_eq!(suites.attribute("name"), Some("powercut.bitcask"), "the suite names the subject");
+    assert_eq!(failed[0].attribute("classname"), Some("powercut.bitcask.o_sync-posix"));
     // One JSON per failing seed in the failures directory.
     assert!(std::fs::read_dir(&failures).unwrap().count() >= 1);
 }

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod contract;
 mod determinism;
+mod external;
 mod scenario_fields;
 mod wal;
 mod wal_subject;

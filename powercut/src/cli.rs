@@ -334,10 +334,11 @@ fn resolve_scenario(arg: &str) -> Result<(Scenario, String), BadInput> {
 }
 
 impl<S: Subject> Ctx<S> {
-    /// The subject's configuration for `scenario`, with the command line's bug switches on.
-    fn config_for(&self, scenario: &Scenario) -> Result<S::Config, BadInput> {
+    /// The subject's configuration for `scenario` (called `label` on the command line: its file,
+    /// or its default-suite name), with the command line's bug switches on.
+    fn config_for(&self, scenario: &Scenario, label: &str) -> Result<S::Config, BadInput> {
         config_for::<S>(scenario, &self.config, &self.bugs)
-            .map_err(|e| BadInput(format!("scenario {}: {e}", scenario.name)))
+            .map_err(|e| BadInput(format!("{label}: {e}")))
     }
 
     fn bug_flags(&self) -> String {
@@ -435,7 +436,7 @@ fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadI
     check_output_path("--junit", &args.junit)?;
     let mut jobs = Vec::new();
     for (scenario, label) in named {
-        let config = ctx.config_for(&scenario)?;
+        let config = ctx.config_for(&scenario, &label)?;
         let others = crate::subject::foreign_sections::<S>(&scenario);
         if !others.is_empty() {
             eprintln!(
@@ -673,7 +674,7 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
 
 fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInput> {
     let (scenario, label) = resolve_scenario(&args.case.scenario)?;
-    let config = ctx.config_for(&scenario)?;
+    let config = ctx.config_for(&scenario, &label)?;
     let case = Case {
         seed: args.case.seed,
         keep: args.ops.as_deref().map(crate::case::parse_ops).transpose()?,
@@ -695,7 +696,7 @@ fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInp
 
 fn shrink_cmd<S: Subject>(ctx: &Ctx<S>, args: ShrinkArgs) -> Result<bool, BadInput> {
     let (scenario, label) = resolve_scenario(&args.case.scenario)?;
-    let config = ctx.config_for(&scenario)?;
+    let config = ctx.config_for(&scenario, &label)?;
     match shrink::<S>(&scenario, &config, args.case.seed, None) {
         None => {
             println!(

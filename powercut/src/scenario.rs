@@ -196,9 +196,13 @@ impl Scenario {
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let (path, inner) = (e.path().to_string(), e.inner());
             let at = format!("line {}, column {}", inner.line(), inner.column());
+            // serde_json ends its message with the position too: say it once.
+            let what = inner.to_string();
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+            let what = what.strip_suffix(&suffix).unwrap_or(&what);
             match path.as_str() {
-                "." | "" => format!("{origin}: {at}: {inner}"),
-                _ => format!("{origin}: field {path}: {at}: {inner}"),
+                "." | "" => format!("{origin}: {at}: {what}"),
+                _ => format!("{origin}: field {path}: {at}: {what}"),
             }
         })?;
         scenario.validate().map_err(|e| format!("{origin}: {e}"))?;

@@ -21,9 +21,13 @@ fn a_correct_wal_passes_and_a_wal_without_syncs_is_caught() {
 }
 
 #[test]
-fn the_readme_shows_the_compiled_example() {
+fn the_readme_shows_the_example_crates_test_as_it_is() {
     let readme = include_str!("../../../README.md");
-    let example = include_str!("../../examples/own_engine.rs");
-    let main = &example[example.find("fn main()").unwrap()..];
-    assert!(readme.contains(main.trim()), "README.md must contain examples/own_engine.rs's main");
+    let test = include_str!("../../../examples/walsnap/tests/crash.rs");
+    let shown = &test[test.find("#[test]\nfn the_default_suite_passes").unwrap()..];
+    let shown = &shown[..shown.find("/// Seeds of every").unwrap()];
+    assert!(
+        readme.contains(shown.trim()),
+        "README.md must show walsnap's the_default_suite_passes"
+    );
 }

@@ -1,6 +1,6 @@
 //! A tiny append-only write-ahead log as a powercut `Subject`: the proof that the trait is not
 //! shaped around Bitcask. `sync: false` reproduces the classic bug of acknowledging a write as
-//! durable without syncing it. Used by `tests/it/wal.rs` and `examples/own_engine.rs`.
+//! durable without syncing it. Used by `tests/it/wal.rs` and `tests/it/check.rs`.
 
 use faultfs::{OpenOptions, SimFs, Vfs, VfsFile};
 use powercut::subject::{Ack, Promise, State, Subject, SubjectError};

@@ -411,9 +411,15 @@ impl CrashSpace {
     }
 
     /// One crash state drawn from `rng`: a landing probability for this crash, then a fate per
-    /// piece (or a prefix length per file) and per directory operation.
+    /// piece (or a prefix length per file: always without `reorder`, one draw in four with it)
+    /// and per directory operation.
     pub fn sample(&self, rng: &mut impl Rng) -> CrashState {
         let p_land: f64 = rng.random();
+        // One draw in four leaves each file a clean prefix of its unsynced writes (perhaps torn at
+        // the boundary), even where the profile lets any subset land: the commonest shape a real
+        // crash leaves (writeback and journal commits go in order), which independent draws
+        // almost never give once a file has more than a few pieces.
+        let prefix_shape = self.profile().reorder && rng.random_ratio(1, 4);
         let mut state = self.nothing_landed();
         for f in &self.files {
             let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
@@ -423,7 +429,7 @@ impl CrashSpace {
                 let torn = self.torn(piece, split);
                 (!torn.is_empty()).then(|| torn[rng.random_range(0..torn.len())])
             };
-            if self.profile().reorder {
+            if self.profile().reorder && !prefix_shape {
                 for (fate, piece) in fates.iter_mut().zip(&f.pieces) {
                     let land = self.landing(piece);
                     if rng.random_bool(p_land) {
@@ -455,6 +461,37 @@ impl CrashSpace {
             }
         }
         state
+    }
+
+    /// The likely shapes [`CrashSpace::explore`] visits right after its two anchors, each a state
+    /// the profile allows (a prefix is a subset, so it is allowed with or without `reorder`).
+    fn likely_states(&self) -> Vec<CrashState> {
+        let mut base = self.nothing_landed();
+        base.dir.fill(true);
+        let mut out = Vec::new();
+        if !self.dir.is_empty() {
+            out.push(base.clone());
+        }
+        for f in &self.files {
+            let n = f.pieces.len();
+            for c in 1..n {
+                let mut state = base.clone();
+                for (i, piece) in f.pieces.iter().enumerate().take(c) {
+                    state.fates[f.first + i] = self.landing(piece)[0];
+                }
+                out.push(state);
+            }
+            let sizes: Vec<usize> =
+                (0..n).filter(|&i| f.pieces[i].kind == PieceKind::Size).collect();
+            if !sizes.is_empty() {
+                let mut state = base.clone();
+                for i in sizes {
+                    state.fates[f.first + i] = self.landing(&f.pieces[i])[0];
+                }
+                out.push(state);
+            }
+        }
+        out
     }
 
     fn dims(&self) -> Vec<Dim> {
@@ -548,8 +585,21 @@ impl CrashSpace {
             return Coverage { distinct: 0, candidates: 0, complete: total == 0 };
         }
         let everything = self.everything_landed();
-        let going = try_state(&self.nothing_landed(), &mut candidates)
+        let mut going = try_state(&self.nothing_landed(), &mut candidates)
             && try_state(&everything, &mut candidates);
+        // Then the shapes real crashes leave most, which a search by how many dimensions differ
+        // reaches late or never: each file a clean prefix of its unsynced pieces, and each file's
+        // size changes landed without its data (a zero tail), with every directory operation
+        // landed (a journal commit) — and the directory operations alone (every unsynced byte
+        // lost: ALICE's commonest vulnerability).
+        for state in self.likely_states() {
+            if !going {
+                break;
+            }
+            if state != everything {
+                going = try_state(&state, &mut candidates);
+            }
+        }
         let mut generated: u128 = 1;
         let mut chosen: Vec<usize> = Vec::new();
         'weights: for weight in 1..=dims.len() {
@@ -607,21 +657,29 @@ impl CrashSpace {
         assert_eq!(state.fates.len(), self.piece_count, "crash state from another space");
         assert_eq!(state.dir.len(), self.dir.len(), "crash state from another space");
         let mut model = self.after.clone();
+        // With size pieces, a file's length is what its landed size and set_len pieces make it:
+        // data that landed past it is on the disk but not in the file (its size update was
+        // lost), as on a filesystem that journals the size apart from the data.
+        let sized = self.profile().size_before_data != SizeBeforeData::Off;
         for f in &self.files {
             let inode = self.after.inode(f.ino);
             let mut blob = inode.durable.clone();
+            let mut len = blob.len();
             for (i, piece) in f.pieces.iter().enumerate() {
                 let fate = state.fates[f.first + i];
-                if fate != Fate::Lost {
-                    let garbage_seed = mix(self.image_config.seed, (f.first + i) as u64);
-                    apply_piece(
-                        &mut blob,
-                        &inode.pending[piece.pending].op,
-                        piece,
-                        fate,
-                        garbage_seed,
-                    );
+                if fate == Fate::Lost {
+                    continue;
                 }
+                match (piece.kind, &inode.pending[piece.pending].op) {
+                    (PieceKind::Size, _) => len = len.max(piece.end),
+                    (PieceKind::Meta, DataOp::SetLen { len: to }) => len = *to,
+                    _ => {}
+                }
+                let garbage_seed = mix(self.image_config.seed, (f.first + i) as u64);
+                apply_piece(&mut blob, &inode.pending[piece.pending].op, piece, fate, garbage_seed);
+            }
+            if sized && blob.len() != len {
+                blob.set_len(len);
             }
             model.inode_mut(f.ino).durable = blob;
         }

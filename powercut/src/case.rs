@@ -122,6 +122,26 @@ impl fmt::Display for Case {
     }
 }
 
+/// Parse a seed range, `A..B` (B excluded, A < B) or a single seed `S`; the error says what was
+/// expected (the caller names the flag or variable).
+pub fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let bad = || "expected A..B (A < B, B excluded) or a single seed S".to_string();
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let a: u64 = a.trim().parse().map_err(|_| bad())?;
+            let b: u64 = b.trim().parse().map_err(|_| bad())?;
+            if a >= b {
+                return Err(bad());
+            }
+            Ok(a..b)
+        }
+        None => {
+            let s: u64 = text.trim().parse().map_err(|_| bad())?;
+            Ok(s..s.checked_add(1).ok_or_else(bad)?)
+        }
+    }
+}
+
 /// Parse `0-3,7` into sorted indexes.
 pub fn parse_ops(text: &str) -> Result<Vec<u32>, String> {
     let bad = || format!("--ops {text:?}: expected indexes and ranges like 0-3,7");

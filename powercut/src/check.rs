@@ -318,19 +318,18 @@ impl Env {
         let bad =
             |name: &str, value: &str, why: &str| Failure::Setup(format!("{name}={value:?}: {why}"));
         let mut seeds = None;
-        if let Some(v) = var("POWERCUT_SEEDS") {
-            let (a, b) =
-                v.split_once("..").ok_or_else(|| bad("POWERCUT_SEEDS", &v, "expected A..B"))?;
-            let (a, b) = (a.trim().parse::<u64>(), b.trim().parse::<u64>());
-            match (a, b) {
-                (Ok(a), Ok(b)) if a < b => seeds = Some(a..b),
-                _ => return Err(bad("POWERCUT_SEEDS", &v, "expected A..B with A < B")),
+        let range = |name: &str, v: &str, want_range: bool| {
+            if v.contains("..") != want_range {
+                let want = if want_range { "expected A..B" } else { "expected a seed number" };
+                return Err(bad(name, v, want));
             }
+            crate::case::parse_seed_range(v).map_err(|e| bad(name, v, &e))
+        };
+        if let Some(v) = var("POWERCUT_SEEDS") {
+            seeds = Some(range("POWERCUT_SEEDS", &v, true)?);
         }
         if let Some(v) = var("POWERCUT_SEED") {
-            let s: u64 =
-                v.trim().parse().map_err(|_| bad("POWERCUT_SEED", &v, "expected a seed number"))?;
-            seeds = Some(s..s.saturating_add(1));
+            seeds = Some(range("POWERCUT_SEED", &v, false)?);
         }
         let jobs = match var("POWERCUT_JOBS") {
             Some(v) => match v.trim().parse::<usize>() {

@@ -356,21 +356,7 @@ impl<S: Subject> Ctx<S> {
 
 /// Parse `A..B` or `S`.
 pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
-    let bad = || format!("--seeds {text:?}: expected A..B (A < B, B excluded) or a single seed S");
-    match text.split_once("..") {
-        Some((a, b)) => {
-            let a: u64 = a.trim().parse().map_err(|_| bad())?;
-            let b: u64 = b.trim().parse().map_err(|_| bad())?;
-            if a >= b {
-                return Err(bad());
-            }
-            Ok(a..b)
-        }
-        None => {
-            let s: u64 = text.trim().parse().map_err(|_| bad())?;
-            Ok(s..s.checked_add(1).ok_or_else(bad)?)
-        }
-    }
+    crate::case::parse_seed_range(text).map_err(|e| format!("--seeds {text:?}: {e}"))
 }
 
 /// Parse `K/N` (1 <= K <= N).

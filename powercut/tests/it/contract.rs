@@ -10,6 +10,7 @@
 //! - `Shrunk::focus` replays the shrunk state itself (it used to drop the exhaustive budget the
 //!   state index counts in).
 
+use crate::wal_subject::crc32;
 use crate::*;
 use powercut::faultfs::{EioSemantics, OpenOptions, SimFs, Vfs, VfsFile};
 use powercut::oracle::Class;
@@ -54,17 +55,6 @@ struct Log {
     synced: u64,
     poisoned: bool,
     mode: Mode,
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for b in bytes {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
 }
 
 fn encode(key: &[u8], value: Option<&[u8]>) -> Vec<u8> {

@@ -44,7 +44,7 @@ impl Wal {
 }
 
 /// A bitwise CRC-32 (IEEE), to keep the example free of dependencies.
-fn crc32(bytes: &[u8]) -> u32 {
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for b in bytes {
         crc ^= u32::from(*b);

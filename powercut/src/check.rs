@@ -23,10 +23,14 @@
 //! Failures persist: the shrunk case of a failure is written to `powercut-regressions/` in the
 //! crate under test (`CARGO_MANIFEST_DIR`, which `cargo test` sets) and replayed first by every
 //! later run of the same subject, until you delete the file.
+//!
+//! Nothing checked is never a pass: a run over no crash state (an empty seed range, every
+//! scenario skipped), or a saved or `POWERCUT_CASE` case that reaches no crash state (a stale or
+//! mistyped one), is a [`Failure::Setup`] saying so.
 
 use crate::case::Case;
 use crate::replay::replay;
-use crate::run::{Focus, run_seed};
+use crate::run::Focus;
 use crate::scenario::Scenario;
 use crate::shrink::shrink;
 use crate::subject::{Subject, config_for};
@@ -173,7 +177,16 @@ impl<S: Subject> Check<S> {
             results.push(result);
         }
         let digest = digest(&results);
-        Ok(Summary { subject: S::NAME, results, skipped, regressions, digest })
+        let summary = Summary { subject: S::NAME, results, skipped, regressions, digest };
+        if summary.crash_states() == 0 {
+            return Err(Failure::Setup(format!(
+                "checked no crash state ({} scenarios, {} seeds run): an empty seed range, or \
+                 every scenario skipped",
+                summary.results.len(),
+                summary.seeds()
+            )));
+        }
+        Ok(summary)
     }
 
     /// Replay every persisted case of this subject (of a scenario this check runs).
@@ -196,10 +209,7 @@ impl<S: Subject> Check<S> {
                 continue;
             };
             replayed += 1;
-            let outcome = run_seed::<S>(scenario, config, saved.case.seed, saved.case.focus());
-            if !outcome.violations.is_empty() {
-                return self.replay_case(scenario, config, &saved.case, Some(file)).map(|_| 0);
-            }
+            self.replay_case(scenario, config, &saved.case, Some(file))?;
         }
         Ok(replayed)
     }
@@ -214,6 +224,18 @@ impl<S: Subject> Check<S> {
     ) -> Result<Summary, Failure> {
         let replayed = replay::<S>(scenario, config, case);
         let Some(v) = replayed.outcome.violations.first() else {
+            if replayed.outcome.crash_states == 0 {
+                // A case that reaches no crash state checked nothing: it must not read as fixed.
+                let from = saved.map_or_else(
+                    || "POWERCUT_CASE".to_string(),
+                    |f| format!("{} (delete it if the case no longer applies)", f.display()),
+                );
+                return Err(Failure::Setup(format!(
+                    "{from}: case `{} {case}` checks no crash state: seed {} never reaches that \
+                     crash point or state",
+                    scenario.name, case.seed
+                )));
+            }
             eprintln!("powercut: {} {case} passes", scenario.name);
             return Ok(Summary {
                 subject: S::NAME,

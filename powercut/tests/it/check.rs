@@ -52,3 +52,24 @@ fn a_bad_subject_section_is_a_setup_error_naming_the_field() {
     assert!(matches!(err, Failure::Setup(_)), "{text}");
     assert!(text.contains("subject.wal") && text.contains("o_sync-posix"), "{text}");
 }
+
+#[test]
+fn a_check_that_checks_nothing_fails_loudly() {
+    let o_sync = powercut::scenarios::named("o_sync-posix").unwrap();
+    // An empty seed range runs no crash state: not a pass.
+    let err =
+        Check::<Wal>::new(true).scenarios([o_sync.clone()]).seeds(3..3).no_regressions().run();
+    let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("checked no crash state"), "{text}");
+    // A saved case whose crash point the run never reaches is stale: it must not read as fixed.
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("wal-o_sync-posix-seed-0.json");
+    let case = serde_json::json!({
+        "subject": "wal", "scenario": "o_sync-posix", "case": "--seed 0 --crash-at 999999 --state 0",
+        "class": "durability", "message": "",
+    });
+    std::fs::write(&saved, case.to_string()).unwrap();
+    let check = Check::<Wal>::new(true).scenarios([o_sync]).seeds(0..2).regressions(dir.path());
+    let err = check.run().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("checks no crash state") && err.contains("seed-0.json"), "{err}");
+}

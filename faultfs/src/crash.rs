@@ -27,12 +27,13 @@
 //! flight is skipped, applied, or (a write) applied up to a sector boundary.
 
 use crate::blob::Blob;
-use crate::model::{DataOp, Ino, Model, Op, PendingDir};
+use crate::model::{DataOp, DirOp, Ino, Model, Op, PendingDir};
 use crate::profile::{DirOps, Profile, SizeBeforeData, TornSectors};
 use crate::sim::{SimConfig, SimFs};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -134,7 +135,7 @@ impl CrashPoint {
         match &self.in_flight {
             Some(Op::NoEffect) | None => return fates,
             Some(Op::Write { offset, data, .. }) => {
-                let sector = u64::from(self.config.profile.sector_bytes);
+                let sector = u64::from(self.config.profile.page_bytes);
                 let end = offset + data.len() as u64;
                 let mut b = (offset / sector + 1) * sector;
                 while b < end && fates.len() <= 16 {
@@ -245,11 +246,21 @@ enum Dim {
         index: usize,
         values: Vec<Fate>,
     },
+    /// One page (with `page_snapshots` and `reorder`): value `v <= n` lands the page as it was
+    /// after its first `v` writes; later values are `tears` — the page after its first `m`
+    /// writes, torn at byte `b` of the file (new before it, durable after).
+    Page {
+        page: usize,
+        tears: Vec<(usize, u64)>,
+    },
     DirPrefix,
     DirOp {
         index: usize,
     },
 }
+
+/// A set_len piece and the pieces that land only if it does (by state index).
+type TruncateRule = (usize, Vec<usize>);
 
 /// Every choice a power cut at one crash point has.
 pub struct CrashSpace {
@@ -262,6 +273,12 @@ pub struct CrashSpace {
     files: Vec<FilePieces>,
     dir: Vec<PendingDir>,
     piece_count: usize,
+    /// With `page_snapshots`: each page's data pieces, by state index, in issue order.
+    pages: Vec<Vec<usize>>,
+    /// With `auto_da_alloc`: per directory operation, the pieces that land whenever it does.
+    requires: Vec<Vec<usize>>,
+    /// With `journaled_truncate`: each set_len piece and the pieces that land only if it does.
+    truncates: Vec<TruncateRule>,
 }
 
 impl fmt::Debug for CrashSpace {
@@ -295,7 +312,7 @@ impl CrashSpace {
             after.apply_unsynced(op, point.op, point.at);
         }
         let profile = &point.config.profile;
-        let sector = u64::from(profile.sector_bytes);
+        let sector = u64::from(profile.page_bytes);
         let size_pieces = profile.size_before_data != SizeBeforeData::Off;
         let mut files = Vec::new();
         let mut first = 0;
@@ -341,6 +358,8 @@ impl CrashSpace {
             first += n;
         }
         let dir = after.pending_dir.clone();
+        let (pages, truncates) = Self::page_and_truncate_rules(profile, &files);
+        let requires = Self::rename_rules(profile, &after, &files, &dir);
         CrashSpace {
             op: point.op,
             at: point.at,
@@ -350,6 +369,204 @@ impl CrashSpace {
             files,
             dir,
             piece_count: first,
+            pages,
+            requires,
+            truncates,
+        }
+    }
+
+    /// The pages (`page_snapshots`) and the truncate rules (`journaled_truncate`) of `files`.
+    fn page_and_truncate_rules(
+        profile: &Profile,
+        files: &[FilePieces],
+    ) -> (Vec<Vec<usize>>, Vec<TruncateRule>) {
+        let page = u64::from(profile.page_bytes);
+        let (mut pages, mut truncates) = (Vec::new(), Vec::new());
+        for f in files {
+            if profile.page_snapshots {
+                let mut by_page: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+                for (i, p) in f.pieces.iter().enumerate() {
+                    if p.kind == PieceKind::Data {
+                        by_page.entry(p.start / page).or_default().push(f.first + i);
+                    }
+                }
+                pages.extend(by_page.into_values());
+            }
+            if profile.journaled_truncate {
+                for (i, p) in f.pieces.iter().enumerate().filter(|(_, p)| p.kind == PieceKind::Meta)
+                {
+                    // Blocks wholly past the new length are the ones a truncate frees; data
+                    // written there afterwards goes to blocks the file has only once it commits.
+                    let freed = p.start.div_ceil(page) * page;
+                    let later = f.pieces.iter().enumerate().skip(i + 1);
+                    let deps = later
+                        .filter(|(_, q)| q.kind != PieceKind::Data || q.start >= freed)
+                        .map(|(j, _)| f.first + j)
+                        .collect();
+                    truncates.push((f.first + i, deps));
+                }
+            }
+        }
+        (pages, truncates)
+    }
+
+    /// With `auto_da_alloc`, a rename over an existing name lands only with every piece of the
+    /// renamed file issued before it.
+    fn rename_rules(
+        profile: &Profile,
+        after: &Model,
+        files: &[FilePieces],
+        dir: &[PendingDir],
+    ) -> Vec<Vec<usize>> {
+        let mut requires = vec![Vec::new(); dir.len()];
+        if !profile.auto_da_alloc {
+            return requires;
+        }
+        // The names as each operation saw them: the durable entries plus the earlier pending ones.
+        let mut entries = after.durable_dir.clone();
+        for (k, p) in dir.iter().enumerate() {
+            if let DirOp::Rename { to, ino, .. } = &p.op {
+                let replaces = entries.get(to).is_some_and(|other| other != ino);
+                if let Some(f) = files.iter().find(|f| f.ino == *ino).filter(|_| replaces) {
+                    let pending = &after.inode(*ino).pending;
+                    requires[k] = (0..f.pieces.len())
+                        .filter(|&j| pending[f.pieces[j].pending].seq < p.seq)
+                        .map(|j| f.first + j)
+                        .collect();
+                }
+            }
+            p.op.apply(&mut entries);
+        }
+        requires
+    }
+
+    /// The piece at state index `i`.
+    fn piece_at(&self, i: usize) -> &Piece {
+        let f = self.files.partition_point(|f| f.first + f.pieces.len() <= i);
+        &self.files[f].pieces[i - self.files[f].first]
+    }
+
+    fn has_rules(&self) -> bool {
+        !self.truncates.is_empty() || self.requires.iter().any(|r| !r.is_empty())
+    }
+
+    /// Make `state` obey the profile's journal rules: a rename that landed brings the pieces
+    /// `auto_da_alloc` flushes before it; a truncate that was lost takes the pieces that depend on
+    /// it. A page the rules broke falls back to its leading landed writes.
+    fn constrain(&self, state: &mut CrashState) {
+        let mut changed = false;
+        for (k, req) in self.requires.iter().enumerate() {
+            if state.dir[k] {
+                for &i in req {
+                    let land = self.landing(self.piece_at(i))[0];
+                    changed |= std::mem::replace(&mut state.fates[i], land) != land;
+                }
+            }
+        }
+        for (m, deps) in &self.truncates {
+            if state.fates[*m] == Fate::Lost {
+                for &j in deps {
+                    changed |= std::mem::replace(&mut state.fates[j], Fate::Lost) != Fate::Lost;
+                }
+            }
+        }
+        if changed {
+            for page in &self.pages {
+                if !self.page_valid(page, &state.fates) {
+                    let lead = page.iter().take_while(|&&i| state.fates[i] == Fate::Landed).count();
+                    for &i in &page[lead..] {
+                        state.fates[i] = Fate::Lost;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Land the page writes before a landed one and the truncates a landed piece depends on, so
+    /// that pieces given back stay landed once `constrain` runs.
+    fn raise(&self, state: &mut CrashState) {
+        for page in &self.pages {
+            if !self.page_valid(page, &state.fates) {
+                let last = page.iter().rposition(|&i| state.fates[i] != Fate::Lost);
+                for &i in &page[..last.map_or(0, |k| k + 1)] {
+                    state.fates[i] = Fate::Landed;
+                }
+            }
+        }
+        for (m, deps) in self.truncates.iter().rev() {
+            if state.fates[*m] == Fate::Lost && deps.iter().any(|&j| state.fates[j] != Fate::Lost) {
+                state.fates[*m] = Fate::Landed;
+            }
+        }
+    }
+
+    /// The fates of `page` landed as it was after its first `m2` writes, of which those after
+    /// the first `m1` are torn at byte `b` of the file (new before it, as after `m1` writes past it).
+    fn set_page(&self, page: &[usize], m1: usize, m2: usize, b: Option<u64>, fates: &mut [Fate]) {
+        for (k, &i) in page.iter().enumerate() {
+            let p = self.piece_at(i);
+            fates[i] = match b {
+                _ if k < m1 => Fate::Landed,
+                _ if k >= m2 => Fate::Lost,
+                None => Fate::Landed,
+                Some(b) if p.end <= b => Fate::Landed,
+                Some(b) if p.start >= b => Fate::Lost,
+                Some(b) => Fate::Torn { new_bytes: (b - p.start) as u32 },
+            };
+        }
+    }
+
+    /// Is `page` landed as the page cache held it at one moment, perhaps torn at one point (a
+    /// sector boundary with `atomic_sector_writes`) against an earlier moment?
+    fn page_valid(&self, page: &[usize], fates: &[Fate]) -> bool {
+        let landed = |f: Fate| matches!(f, Fate::Landed | Fate::Garbage);
+        let m2 = page.iter().rposition(|&i| fates[i] != Fate::Lost).map_or(0, |k| k + 1);
+        let m1 = page.iter().take_while(|&&i| landed(fates[i])).count().min(m2);
+        if m1 == m2 {
+            return true;
+        }
+        let atomic = self.profile().atomic_sector_writes;
+        let sector = u64::from(self.profile().sector_bytes);
+        let mut points = BTreeSet::new();
+        for &i in &page[m1..m2] {
+            let p = self.piece_at(i);
+            match fates[i] {
+                Fate::Torn { new_bytes } => points.insert(p.start + u64::from(new_bytes)),
+                _ => points.insert(p.end),
+            };
+            if atomic {
+                points.extend((p.start.div_ceil(sector)..=p.end / sector).map(|s| s * sector));
+            }
+        }
+        let mut expect = vec![Fate::Lost; fates.len().min(page.iter().max().map_or(0, |m| m + 1))];
+        points.into_iter().filter(|b| !atomic || b % sector == 0).any(|b| {
+            self.set_page(page, m1, m2, Some(b), &mut expect);
+            page.iter().all(|&i| match fates[i] {
+                Fate::Garbage => expect[i] != Fate::Lost,
+                f => f == expect[i],
+            })
+        })
+    }
+
+    /// Where a piece may tear, as new bytes from its start, in exhaustive mode: every sector
+    /// boundary inside it with `atomic_sector_writes`, else its midpoint.
+    fn tear_points(&self, piece: &Piece) -> Vec<u32> {
+        let len = piece.end - piece.start;
+        if piece.kind != PieceKind::Data || self.profile().torn_sectors == TornSectors::None {
+            return Vec::new();
+        }
+        if self.profile().atomic_sector_writes {
+            let sector = u64::from(self.profile().sector_bytes);
+            let first = piece.start / sector + 1;
+            (first..)
+                .map(|s| s * sector)
+                .take_while(|b| *b < piece.end)
+                .map(|b| (b - piece.start) as u32)
+                .collect()
+        } else if len > 1 {
+            vec![(len / 2).clamp(1, len - 1) as u32]
+        } else {
+            Vec::new()
         }
     }
 
@@ -390,24 +607,82 @@ impl CrashSpace {
         }
     }
 
-    /// Torn fates for a piece, with a split at `split` new bytes.
-    fn torn(&self, piece: &Piece, split: u32) -> Vec<Fate> {
-        if piece.kind != PieceKind::Data {
-            return Vec::new();
-        }
-        let len = piece.end - piece.start;
-        let mut out = Vec::new();
-        if len > 1 && self.profile().torn_sectors != TornSectors::None {
-            out.push(Fate::Torn { new_bytes: split.clamp(1, (len - 1) as u32) });
-        }
-        if self.profile().torn_sectors == TornSectors::SplitOrGarbage {
+    /// The torn fates exhaustive mode gives a piece: a tear at each of its tear points, then
+    /// garbage (`split_or_garbage`).
+    fn torn_fates(&self, piece: &Piece) -> Vec<Fate> {
+        let mut out: Vec<Fate> =
+            self.tear_points(piece).into_iter().map(|new_bytes| Fate::Torn { new_bytes }).collect();
+        if piece.kind == PieceKind::Data
+            && self.profile().torn_sectors == TornSectors::SplitOrGarbage
+        {
             out.push(Fate::Garbage);
         }
         out
     }
 
-    fn half(piece: &Piece) -> u32 {
-        ((piece.end - piece.start) / 2) as u32
+    /// A torn fate drawn from `rng` for a piece: a tear anywhere inside it (at a sector boundary
+    /// with `atomic_sector_writes`) or garbage; `None` if it cannot tear.
+    fn random_torn(&self, rng: &mut dyn RngCore, piece: &Piece) -> Option<Fate> {
+        if piece.kind != PieceKind::Data {
+            return None;
+        }
+        let mut torn = Vec::new();
+        if self.profile().atomic_sector_writes {
+            let points = self.tear_points(piece);
+            if !points.is_empty() {
+                torn.push(Fate::Torn { new_bytes: points[rng.random_range(0..points.len())] });
+            }
+        } else {
+            let len = (piece.end - piece.start) as u32;
+            let split = if len > 1 { rng.random_range(1..len) } else { 1 };
+            if len > 1 && self.profile().torn_sectors != TornSectors::None {
+                torn.push(Fate::Torn { new_bytes: split.clamp(1, len - 1) });
+            }
+        }
+        if self.profile().torn_sectors == TornSectors::SplitOrGarbage {
+            torn.push(Fate::Garbage);
+        }
+        (!torn.is_empty()).then(|| torn[rng.random_range(0..torn.len())])
+    }
+
+    /// A page's fates drawn from `rng`: whole with probability `p_land`, else one time in four a
+    /// random number of its writes; then one time in four torn against an earlier moment.
+    fn sample_page(&self, page: &[usize], p_land: f64, rng: &mut dyn RngCore, fates: &mut [Fate]) {
+        let n = page.len();
+        let m2 = if rng.random_bool(p_land) {
+            n
+        } else if rng.random_ratio(1, 4) {
+            rng.random_range(1..=n)
+        } else {
+            0
+        };
+        let profile = self.profile();
+        let (mut m1, mut b) = (m2, None);
+        if m2 > 0 && profile.torn_sectors != TornSectors::None && rng.random_ratio(1, 4) {
+            m1 = rng.random_range(0..m2);
+            let span = page[m1..m2].iter().map(|&i| self.piece_at(i));
+            let lo = span.clone().map(|p| p.start).min().unwrap_or(0);
+            let hi = span.map(|p| p.end).max().unwrap_or(0);
+            b = if profile.atomic_sector_writes {
+                let sector = u64::from(profile.sector_bytes);
+                let points: Vec<u64> =
+                    (lo / sector + 1..).map(|s| s * sector).take_while(|b| *b < hi).collect();
+                (!points.is_empty()).then(|| points[rng.random_range(0..points.len())])
+            } else {
+                (hi - lo > 1).then(|| rng.random_range(lo + 1..hi))
+            };
+            if b.is_none() {
+                m1 = m2;
+            }
+        }
+        self.set_page(page, m1, m2, b, fates);
+        if b.is_none()
+            && m2 > 0
+            && profile.torn_sectors == TornSectors::SplitOrGarbage
+            && rng.random_ratio(1, 8)
+        {
+            fates[page[rng.random_range(0..m2)]] = Fate::Garbage;
+        }
     }
 
     /// One crash state drawn from `rng`: a landing probability for this crash, then a fate per
@@ -420,22 +695,20 @@ impl CrashSpace {
         // crash leaves (writeback and journal commits go in order), which independent draws
         // almost never give once a file has more than a few pieces.
         let prefix_shape = self.profile().reorder && rng.random_ratio(1, 4);
+        let by_page = self.profile().reorder && !prefix_shape && !self.pages.is_empty();
         let mut state = self.nothing_landed();
         for f in &self.files {
             let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
-            let random_torn = |rng: &mut dyn RngCore, piece: &Piece| -> Option<Fate> {
-                let len = (piece.end - piece.start) as u32;
-                let split = if len > 1 { rng.random_range(1..len) } else { 1 };
-                let torn = self.torn(piece, split);
-                (!torn.is_empty()).then(|| torn[rng.random_range(0..torn.len())])
-            };
             if self.profile().reorder && !prefix_shape {
                 for (fate, piece) in fates.iter_mut().zip(&f.pieces) {
+                    if by_page && piece.kind == PieceKind::Data {
+                        continue;
+                    }
                     let land = self.landing(piece);
                     if rng.random_bool(p_land) {
                         *fate = land[rng.random_range(0..land.len())];
                     } else if rng.random_ratio(1, 4) {
-                        *fate = random_torn(rng, piece).unwrap_or(Fate::Lost);
+                        *fate = self.random_torn(rng, piece).unwrap_or(Fate::Lost);
                     }
                 }
             } else {
@@ -445,8 +718,13 @@ impl CrashSpace {
                     *fate = self.landing(piece)[0];
                 }
                 if c < n && rng.random_bool(0.5) {
-                    fates[c] = random_torn(rng, &f.pieces[c]).unwrap_or(Fate::Lost);
+                    fates[c] = self.random_torn(rng, &f.pieces[c]).unwrap_or(Fate::Lost);
                 }
+            }
+        }
+        if by_page {
+            for page in &self.pages {
+                self.sample_page(page, p_land, rng, &mut state.fates);
             }
         }
         match self.profile().dir_ops {
@@ -460,6 +738,7 @@ impl CrashSpace {
                 }
             }
         }
+        self.constrain(&mut state);
         state
     }
 
@@ -496,12 +775,16 @@ impl CrashSpace {
 
     fn dims(&self) -> Vec<Dim> {
         let mut dims = Vec::new();
+        let by_page = self.profile().reorder && !self.pages.is_empty();
         for (fi, f) in self.files.iter().enumerate() {
             if self.profile().reorder {
                 for (i, piece) in f.pieces.iter().enumerate() {
+                    if by_page && piece.kind == PieceKind::Data {
+                        continue;
+                    }
                     let mut values = vec![Fate::Lost];
                     values.extend_from_slice(self.landing(piece));
-                    values.extend(self.torn(piece, Self::half(piece)));
+                    values.extend(self.torn_fates(piece));
                     dims.push(Dim::Piece { index: f.first + i, values });
                 }
             } else {
@@ -510,11 +793,22 @@ impl CrashSpace {
                     for fate in self.landing(piece)[1..].iter().copied() {
                         alts.push((c, fate));
                     }
-                    for fate in self.torn(piece, Self::half(piece)) {
+                    for fate in self.torn_fates(piece) {
                         alts.push((c, fate));
                     }
                 }
                 dims.push(Dim::FilePrefix { file: fi, alts });
+            }
+        }
+        if by_page {
+            for (pi, page) in self.pages.iter().enumerate() {
+                let mut tears = Vec::new();
+                for m2 in 1..=page.len() {
+                    let p = self.piece_at(page[m2 - 1]);
+                    let points = self.tear_points(p).into_iter();
+                    tears.extend(points.map(|nb| (m2, p.start + u64::from(nb))));
+                }
+                dims.push(Dim::Page { page: pi, tears });
             }
         }
         match self.profile().dir_ops {
@@ -529,6 +823,7 @@ impl CrashSpace {
         match dim {
             Dim::FilePrefix { file, alts } => self.files[*file].pieces.len() + 1 + alts.len(),
             Dim::Piece { values, .. } => values.len(),
+            Dim::Page { page, tears } => self.pages[*page].len() + 1 + tears.len(),
             Dim::DirPrefix => self.dir.len() + 1,
             Dim::DirOp { .. } => 2,
         }
@@ -553,6 +848,16 @@ impl CrashSpace {
                 }
             }
             Dim::Piece { index, values } => state.fates[*index] = values[value],
+            Dim::Page { page, tears } => {
+                let page = &self.pages[*page];
+                match value.checked_sub(page.len() + 1) {
+                    None => self.set_page(page, value, value, None, &mut state.fates),
+                    Some(t) => {
+                        let (m2, b) = tears[t];
+                        self.set_page(page, 0, m2, Some(b), &mut state.fates);
+                    }
+                }
+            }
             Dim::DirPrefix => {
                 for (i, d) in state.dir.iter_mut().enumerate() {
                     *d = i < value;
@@ -573,11 +878,16 @@ impl CrashSpace {
         let max_candidates = budget.saturating_mul(16);
         let mut seen = BTreeSet::new();
         let mut candidates = 0u64;
+        let rules = self.has_rules();
         let mut try_state = |state: &CrashState, candidates: &mut u64| -> bool {
             *candidates += 1;
-            let image = self.materialize(state);
+            let mut state = Cow::Borrowed(state);
+            if rules {
+                self.constrain(state.to_mut());
+            }
+            let image = self.materialize(&state);
             if seen.insert(image_hash(&image)) {
-                visit(state, image);
+                visit(&state, image);
             }
             (seen.len() as u64) < budget && *candidates < max_candidates
         };
@@ -807,11 +1117,15 @@ impl CrashSpace {
                 let ok = match fate {
                     Fate::Lost => true,
                     Fate::Torn { new_bytes } => {
+                        let at = piece.start + u64::from(*new_bytes);
+                        let sector = u64::from(self.profile().sector_bytes);
                         piece.kind == PieceKind::Data
-                            && u64::from(*new_bytes) < piece.end - piece.start
-                            && self.torn(piece, 1).iter().any(|t| matches!(t, Fate::Torn { .. }))
+                            && *new_bytes > 0
+                            && at < piece.end
+                            && self.profile().torn_sectors != TornSectors::None
+                            && (!self.profile().atomic_sector_writes || at % sector == 0)
                     }
-                    f => self.landing(piece).contains(f) || self.torn(piece, 1).contains(f),
+                    f => self.landing(piece).contains(f) || self.torn_fates(piece).contains(f),
                 };
                 if !ok {
                     return Err(format!(
@@ -837,6 +1151,21 @@ impl CrashSpace {
             if state.dir[landed..].iter().any(|d| *d) {
                 return Err("ordered directory operations land as a prefix".into());
             }
+        }
+        if let Some(page) = self.pages.iter().find(|p| !self.page_valid(p, &state.fates)) {
+            let f = self.files.iter().find(|f| page[0] < f.first + f.pieces.len()).expect("file");
+            return Err(format!(
+                "{}: a page lands as the page cache held it at one moment (page_snapshots)",
+                self.piece_name(f, self.piece_at(page[0]))
+            ));
+        }
+        let mut constrained = state.clone();
+        self.constrain(&mut constrained);
+        if constrained != state {
+            return Err("the state breaks a journal rule of the profile (auto_da_alloc: a rename \
+                        over a file lands with the file's data; journaled_truncate: data and \
+                        sizes after a lost truncate are lost)"
+                .into());
         }
         Ok(state)
     }
@@ -886,6 +1215,8 @@ impl CrashSpace {
                 }
             }
         }
+        self.raise(&mut out);
+        self.constrain(&mut out);
         out
     }
 }

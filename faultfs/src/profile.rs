@@ -5,11 +5,18 @@
 //! with the field named.
 //!
 //! The knobs, and the state each one lets a power cut produce:
-//! - `sector_bytes`: the unit of atomicity for data. An unsynced write is cut into *pieces*, one
-//!   per sector it touches; a piece lands whole, not at all, or (with `torn_sectors`) torn.
-//! - `torn_sectors`: `none`; `split` (the first part of the sector new, the rest old); or
-//!   `split_or_garbage` (also: the sector holds garbage).
-//! - `reorder`: `true` lets any subset of a file's unsynced pieces land; `false` only a prefix of
+//! - `page_bytes`: the unit unsynced data lands in. An unsynced write is cut into *pieces*, one
+//!   per page it touches; a piece lands whole, not at all, or (with `torn_sectors`) torn.
+//! - `sector_bytes`: the device's sector. With `atomic_sector_writes` a sector is written whole or
+//!   not at all, so a torn page is torn only at a sector boundary (Linux block devices, and every
+//!   disk that promises atomic sector writes: what LMDB's meta page and SQLite's
+//!   `SQLITE_IOCAP_ATOMIC512` rely on). Without it a tear may fall at any byte (a paranoid model).
+//! - `page_snapshots`: a page lands as the page cache held it at one moment: writeback copies a
+//!   whole page, so a later write in a page never lands without the earlier ones (any
+//!   page-cache filesystem). Without it, each write's part of a page lands on its own.
+//! - `torn_sectors`: `none`; `split` (the first part of the page new, the rest old); or
+//!   `split_or_garbage` (also: the sector holds garbage; only without `atomic_sector_writes`).
+//! - `reorder`: `true` lets any subset of a file's unsynced pages land; `false` only a prefix of
 //!   them in issue order. There is never an order between files.
 //! - `size_before_data`: a write that grows a file may persist its new size without its data: the
 //!   tail then reads as zeros (`zeros`), stale garbage (`garbage`), or either (`zeros_or_garbage`).
@@ -17,6 +24,14 @@
 //!   any subset (`any_subset`). A rename is always atomic: the old name or the new, never neither.
 //! - `file_sync_persists_entry`: a successful fsync/fdatasync of a file also commits the pending
 //!   directory operations on it (ext4 does this in practice; POSIX does not promise it).
+//! - `journaled_truncate`: a truncate (`set_len`, `O_TRUNC`) is a journaled metadata change:
+//!   data written after it into the blocks it freed lands only if the truncate did, and a later
+//!   size change only with it (ext4: freed blocks stay the file's until the truncate commits; new
+//!   data goes to blocks the file does not reference before then). Without it, the new head of a
+//!   truncated and rewritten file can land on its old tail.
+//! - `auto_da_alloc`: a rename over an existing file commits with the renamed file's data written
+//!   before it (ext4 `data=ordered`'s default `auto_da_alloc`: replace-via-rename flushes the
+//!   data before the rename's commit). Without it, the target can be empty after the rename.
 //! - `sync_on_completion`: every completed operation is durable at once (the `strict` baseline);
 //!   only the operation in flight can be lost.
 //! - `writeback`: the OS flushes an inode's dirty data once it has been dirty for
@@ -87,12 +102,17 @@ impl Writeback {
 pub struct Profile {
     /// The named profile these knobs started from.
     pub base: String,
+    pub page_bytes: u32,
     pub sector_bytes: u32,
+    pub atomic_sector_writes: bool,
+    pub page_snapshots: bool,
     pub torn_sectors: TornSectors,
     pub reorder: bool,
     pub size_before_data: SizeBeforeData,
     pub dir_ops: DirOps,
     pub file_sync_persists_entry: bool,
+    pub journaled_truncate: bool,
+    pub auto_da_alloc: bool,
     pub sync_on_completion: bool,
     pub writeback: Option<Writeback>,
 }
@@ -105,58 +125,75 @@ impl Profile {
     pub fn strict() -> Profile {
         Profile {
             base: "strict".into(),
-            sector_bytes: 4096,
+            page_bytes: 4096,
+            sector_bytes: 512,
+            atomic_sector_writes: true,
+            page_snapshots: true,
             torn_sectors: TornSectors::None,
             reorder: false,
             size_before_data: SizeBeforeData::Off,
             dir_ops: DirOps::Ordered,
             file_sync_persists_entry: true,
+            journaled_truncate: true,
+            auto_da_alloc: true,
             sync_on_completion: true,
             writeback: None,
         }
     }
 
-    /// ext4 with `data=ordered` and delayed allocation, as calibrated on a real kernel: pages land
-    /// in any order (holes are possible), the last sector may be torn, a grown file may keep its
-    /// size with a zero-filled tail, directory operations are journaled in order, and an fsync of a
-    /// new file commits its entry.
+    /// ext4 with `data=ordered` and delayed allocation, as calibrated on a real kernel: 4 KiB
+    /// pages land in any order (holes are possible), each as the page cache held it at one moment,
+    /// torn only at a 512-byte sector boundary; a grown file may keep its size with a zero-filled
+    /// tail; truncates and directory operations are journaled in order; an fsync of a new file
+    /// commits its entry; a rename over a file commits with the renamed file's data.
     pub fn ext4_ordered() -> Profile {
         Profile {
             base: "ext4-ordered".into(),
-            sector_bytes: 4096,
+            page_bytes: 4096,
+            sector_bytes: 512,
+            atomic_sector_writes: true,
+            page_snapshots: true,
             torn_sectors: TornSectors::Split,
             reorder: true,
             size_before_data: SizeBeforeData::Zeros,
             dir_ops: DirOps::Ordered,
             file_sync_persists_entry: true,
+            journaled_truncate: true,
+            auto_da_alloc: true,
             sync_on_completion: false,
             writeback: Some(Writeback::LINUX),
         }
     }
 
-    /// ext4 with `data=writeback`: as `ext4-ordered`, but a grown file's tail and a torn sector
-    /// may expose stale garbage.
+    /// ext4 with `data=writeback`: as `ext4-ordered`, but a grown file's tail may expose stale
+    /// garbage, and a rename over a file does not wait for the renamed file's data.
     pub fn ext4_writeback() -> Profile {
         Profile {
             base: "ext4-writeback".into(),
-            torn_sectors: TornSectors::SplitOrGarbage,
             size_before_data: SizeBeforeData::Garbage,
+            auto_da_alloc: false,
             ..Profile::ext4_ordered()
         }
     }
 
-    /// The weakest model POSIX allows: 512-byte sectors, torn or garbage, any subset of unsynced
-    /// data and of directory operations, no entry persisted without a directory fsync, and no
-    /// writeback promise at all.
+    /// The weakest model POSIX allows, and the paranoid one: 512-byte units that land on their
+    /// own, torn at any byte or holding garbage (no atomic sectors, no page cache), any subset of
+    /// unsynced data and of directory operations, no entry persisted without a directory fsync,
+    /// no journal ordering, and no writeback promise at all.
     pub fn posix() -> Profile {
         Profile {
             base: "posix".into(),
+            page_bytes: 512,
             sector_bytes: 512,
+            atomic_sector_writes: false,
+            page_snapshots: false,
             torn_sectors: TornSectors::SplitOrGarbage,
             reorder: true,
             size_before_data: SizeBeforeData::ZerosOrGarbage,
             dir_ops: DirOps::AnySubset,
             file_sync_persists_entry: false,
+            journaled_truncate: false,
+            auto_da_alloc: false,
             sync_on_completion: false,
             writeback: None,
         }
@@ -181,21 +218,35 @@ impl Profile {
         match name {
             "strict" => "every completed operation durable at once; a sanity baseline",
             "ext4-ordered" => {
-                "ext4 data=ordered: any page order, torn last sector, zero tails, journaled dir ops"
+                "ext4 data=ordered: pages in any order, torn at sectors, zero tails, journaled"
             }
             "ext4-writeback" => "ext4 data=writeback: as ext4-ordered, plus stale garbage in tails",
-            "posix" => "weakest POSIX: 512 B torn/garbage sectors, any subset of data and dir ops",
+            "posix" => {
+                "weakest POSIX, paranoid: byte tears, garbage, any subset of data and dir ops"
+            }
             _ => "",
         }
     }
 
     /// Check the knobs; the error names the field and value.
     pub fn validate(&self) -> Result<(), String> {
-        let s = self.sector_bytes;
-        if !(512..=65536).contains(&s) || !s.is_power_of_two() {
+        for (field, v) in [("page_bytes", self.page_bytes), ("sector_bytes", self.sector_bytes)] {
+            if !(512..=65536).contains(&v) || !v.is_power_of_two() {
+                return Err(format!(
+                    "profile field {field} = {v}: must be a power of two from 512 to 65536"
+                ));
+            }
+        }
+        if self.sector_bytes > self.page_bytes {
             return Err(format!(
-                "profile field sector_bytes = {s}: must be a power of two from 512 to 65536"
+                "profile field sector_bytes = {}: must not exceed page_bytes ({})",
+                self.sector_bytes, self.page_bytes
             ));
+        }
+        if self.atomic_sector_writes && self.torn_sectors == TornSectors::SplitOrGarbage {
+            return Err("profile field torn_sectors = split_or_garbage: a sector written \
+                        atomically never holds garbage; set atomic_sector_writes to false"
+                .into());
         }
         if let Some(w) = self.writeback {
             if w.interval_ms == 0 {
@@ -227,12 +278,17 @@ impl fmt::Display for Profile {
 #[serde(deny_unknown_fields)]
 struct Overrides {
     base: String,
+    page_bytes: Option<u32>,
     sector_bytes: Option<u32>,
+    atomic_sector_writes: Option<bool>,
+    page_snapshots: Option<bool>,
     torn_sectors: Option<TornSectors>,
     reorder: Option<bool>,
     size_before_data: Option<SizeBeforeData>,
     dir_ops: Option<DirOps>,
     file_sync_persists_entry: Option<bool>,
+    journaled_truncate: Option<bool>,
+    auto_da_alloc: Option<bool>,
     sync_on_completion: Option<bool>,
     #[serde(default, deserialize_with = "explicit_option")]
     writeback: Option<Option<Writeback>>,
@@ -246,13 +302,18 @@ fn explicit_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Writ
 impl Overrides {
     fn apply(self) -> Result<Profile, String> {
         let mut p = Profile::named(&self.base)?;
+        p.page_bytes = self.page_bytes.unwrap_or(p.page_bytes);
         p.sector_bytes = self.sector_bytes.unwrap_or(p.sector_bytes);
+        p.atomic_sector_writes = self.atomic_sector_writes.unwrap_or(p.atomic_sector_writes);
+        p.page_snapshots = self.page_snapshots.unwrap_or(p.page_snapshots);
         p.torn_sectors = self.torn_sectors.unwrap_or(p.torn_sectors);
         p.reorder = self.reorder.unwrap_or(p.reorder);
         p.size_before_data = self.size_before_data.unwrap_or(p.size_before_data);
         p.dir_ops = self.dir_ops.unwrap_or(p.dir_ops);
         p.file_sync_persists_entry =
             self.file_sync_persists_entry.unwrap_or(p.file_sync_persists_entry);
+        p.journaled_truncate = self.journaled_truncate.unwrap_or(p.journaled_truncate);
+        p.auto_da_alloc = self.auto_da_alloc.unwrap_or(p.auto_da_alloc);
         p.sync_on_completion = self.sync_on_completion.unwrap_or(p.sync_on_completion);
         if let Some(w) = self.writeback {
             p.writeback = w;

@@ -352,7 +352,7 @@ impl SimFs {
     pub fn add_latent_error(&self, name: &str, offset: u64) -> io::Result<()> {
         let mut inner = self.inner.borrow_mut();
         let ino = inner.lookup(name)?;
-        let sector = u64::from(inner.config.profile.sector_bytes);
+        let sector = u64::from(inner.config.profile.page_bytes);
         inner.model.inode_mut(ino).latent_sectors.insert(offset / sector * sector);
         Ok(())
     }
@@ -641,7 +641,7 @@ impl VfsFile for SimFile {
         self.fs.file_op(self, Call::Read, Op::NoEffect, range, |s, _| {
             let inode = s.model.inode(ino);
             let end = (offset + buf.len() as u64).min(inode.cached.len());
-            let sector = u64::from(s.config.profile.sector_bytes);
+            let sector = u64::from(s.config.profile.page_bytes);
             if offset < end
                 && inode.latent_sectors.range(offset / sector * sector..end).next().is_some()
             {
@@ -687,7 +687,7 @@ impl VfsFile for SimFile {
             let now = s.now;
             s.model.write(ino, offset, data, n, now);
             // A rewritten sector is remapped: its latent error is gone.
-            let sector = u64::from(s.config.profile.sector_bytes);
+            let sector = u64::from(s.config.profile.page_bytes);
             let latent = &mut s.model.inode_mut(ino).latent_sectors;
             latent.retain(|&sec| sec + sector <= offset || sec >= offset + fit);
             match sync {

@@ -5,6 +5,7 @@
 mod crash_states;
 mod dir_ops;
 mod faults;
+mod fidelity;
 mod profiles;
 mod real;
 mod seam;

@@ -176,6 +176,36 @@ impl CrashPoint {
     }
 }
 
+/// The shape a sampled crash state was drawn as (see [`CrashSpace::sample_shaped`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Shape {
+    /// Nothing unsynced landed (directory operations aside): the durable image alone.
+    Durable,
+    /// Each file a clean prefix of its unsynced pieces in issue order, perhaps torn at the end.
+    Prefix,
+    /// Each file a clean prefix, and every later size change landed without its data: a zero
+    /// (or garbage) tail.
+    SizeOnly,
+    /// Each page (or piece) drawn on its own: holes.
+    Independent,
+}
+
+impl Shape {
+    /// Every shape, in the order reports list them.
+    pub const ALL: [Shape; 4] =
+        [Shape::Durable, Shape::Prefix, Shape::SizeOnly, Shape::Independent];
+
+    /// The name reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Durable => "durable",
+            Shape::Prefix => "prefix",
+            Shape::SizeOnly => "size_only",
+            Shape::Independent => "independent",
+        }
+    }
+}
+
 /// The fate of one piece of unsynced state at a power cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fate {
@@ -685,49 +715,86 @@ impl CrashSpace {
         }
     }
 
-    /// One crash state drawn from `rng`: a landing probability for this crash, then a fate per
-    /// piece (or a prefix length per file: always without `reorder`, one draw in four with it)
-    /// and per directory operation.
+    /// One crash state drawn from `rng` (see [`CrashSpace::sample_shaped`]).
     pub fn sample(&self, rng: &mut impl Rng) -> CrashState {
+        self.sample_shaped(rng).0
+    }
+
+    /// One crash state drawn from `rng`, and the shape it was drawn as. The shape is drawn first,
+    /// weighted toward what real crashes leave: on a profile with a writeback model (a journaled
+    /// page-cache filesystem, whose writeback and commits go in order) 2/8 durable image, 4/8
+    /// clean prefix, 1/8 size only, 1/8 independent; otherwise 1/8, 3/8, 1/8, 3/8. Without
+    /// `reorder`, an independent draw is a prefix. Then a landing probability for this crash,
+    /// the pieces per the shape, and the directory operations (a prefix, or any subset).
+    pub fn sample_shaped(&self, rng: &mut impl Rng) -> (CrashState, Shape) {
+        let weights: [u32; 4] =
+            if self.profile().writeback.is_some() { [2, 4, 1, 1] } else { [1, 3, 1, 3] };
+        let mut draw = rng.random_range(0..weights.iter().sum::<u32>());
+        let mut shape = Shape::ALL[3];
+        for (s, w) in Shape::ALL.into_iter().zip(weights) {
+            if draw < w {
+                shape = s;
+                break;
+            }
+            draw -= w;
+        }
+        if shape == Shape::Independent && !self.profile().reorder {
+            shape = Shape::Prefix;
+        }
         let p_land: f64 = rng.random();
-        // One draw in four leaves each file a clean prefix of its unsynced writes (perhaps torn at
-        // the boundary), even where the profile lets any subset land: the commonest shape a real
-        // crash leaves (writeback and journal commits go in order), which independent draws
-        // almost never give once a file has more than a few pieces.
-        let prefix_shape = self.profile().reorder && rng.random_ratio(1, 4);
-        let by_page = self.profile().reorder && !prefix_shape && !self.pages.is_empty();
         let mut state = self.nothing_landed();
-        for f in &self.files {
-            let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
-            if self.profile().reorder && !prefix_shape {
-                for (fate, piece) in fates.iter_mut().zip(&f.pieces) {
-                    if by_page && piece.kind == PieceKind::Data {
-                        continue;
+        match shape {
+            Shape::Durable => {}
+            Shape::Prefix | Shape::SizeOnly => {
+                for f in &self.files {
+                    let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
+                    let n = f.pieces.len();
+                    let c = rng.random_range(0..=n);
+                    for (fate, piece) in fates.iter_mut().zip(&f.pieces).take(c) {
+                        *fate = self.landing(piece)[0];
                     }
-                    let land = self.landing(piece);
-                    if rng.random_bool(p_land) {
-                        *fate = land[rng.random_range(0..land.len())];
-                    } else if rng.random_ratio(1, 4) {
-                        *fate = self.random_torn(rng, piece).unwrap_or(Fate::Lost);
+                    if c < n && rng.random_bool(0.5) {
+                        fates[c] = self.random_torn(rng, &f.pieces[c]).unwrap_or(Fate::Lost);
                     }
-                }
-            } else {
-                let n = f.pieces.len();
-                let c = rng.random_range(0..=n);
-                for (fate, piece) in fates.iter_mut().zip(&f.pieces).take(c) {
-                    *fate = self.landing(piece)[0];
-                }
-                if c < n && rng.random_bool(0.5) {
-                    fates[c] = self.random_torn(rng, &f.pieces[c]).unwrap_or(Fate::Lost);
+                    if shape == Shape::SizeOnly {
+                        // One kind of tail per file: zeros or garbage, not a patchwork.
+                        let kind = rng.random_range(0..2usize);
+                        for (fate, piece) in fates.iter_mut().zip(&f.pieces).skip(c) {
+                            if piece.kind == PieceKind::Size {
+                                let land = self.landing(piece);
+                                *fate = land[kind.min(land.len() - 1)];
+                            }
+                        }
+                    }
                 }
             }
-        }
-        if by_page {
-            for page in &self.pages {
-                self.sample_page(page, p_land, rng, &mut state.fates);
+            Shape::Independent => {
+                let by_page = !self.pages.is_empty();
+                for f in &self.files {
+                    let fates = &mut state.fates[f.first..f.first + f.pieces.len()];
+                    for (fate, piece) in fates.iter_mut().zip(&f.pieces) {
+                        if by_page && piece.kind == PieceKind::Data {
+                            continue;
+                        }
+                        let land = self.landing(piece);
+                        if rng.random_bool(p_land) {
+                            *fate = land[rng.random_range(0..land.len())];
+                        } else if rng.random_ratio(1, 4) {
+                            *fate = self.random_torn(rng, piece).unwrap_or(Fate::Lost);
+                        }
+                    }
+                }
+                for page in self.pages.iter().filter(|_| by_page) {
+                    self.sample_page(page, p_land, rng, &mut state.fates);
+                }
             }
         }
         match self.profile().dir_ops {
+            // The durable image with every directory operation landed half the time: ALICE's
+            // commonest vulnerability (names committed, no data).
+            DirOps::Ordered if shape == Shape::Durable && rng.random_bool(0.5) => {
+                state.dir.fill(true);
+            }
             DirOps::Ordered => {
                 let c = rng.random_range(0..=self.dir.len());
                 state.dir[..c].fill(true);
@@ -739,7 +806,7 @@ impl CrashSpace {
             }
         }
         self.constrain(&mut state);
-        state
+        (state, shape)
     }
 
     /// The likely shapes [`CrashSpace::explore`] visits right after its two anchors, each a state

@@ -29,7 +29,7 @@ mod sim;
 mod trace;
 
 pub use crash::{
-    Coverage, CrashPoint, CrashSpace, CrashState, Dropped, Fate, InFlight, image_hash,
+    Coverage, CrashPoint, CrashSpace, CrashState, Dropped, Fate, InFlight, Shape, image_hash,
 };
 pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use mem::{MemFile, MemFs};

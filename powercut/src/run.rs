@@ -8,7 +8,9 @@ use crate::oracle::{Class, Crash, CrashKind, History, Loss, Report, Rules, State
 use crate::scenario::{CrashPoints, Scenario, States};
 use crate::subject::{Ack, BatchOp, Promise, Subject, SubjectError};
 use crate::workload::{self, Op, key_bytes, value_bytes};
-use faultfs::{Call, Capture, CrashPoint, Fault, FaultPlan, InFlight, Latency, SimConfig, SimFs};
+use faultfs::{
+    Call, Capture, CrashPoint, Fault, FaultPlan, InFlight, Latency, Shape, SimConfig, SimFs,
+};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::Cell;
@@ -49,6 +51,9 @@ pub struct SeedOutcome {
     pub loss_kill: LossTotals,
     /// Filesystem operations the workload took.
     pub ops: u64,
+    /// Sampled power-cut states by the shape they were drawn as, in [`faultfs::Shape::ALL`]
+    /// order (enumerated states and process crashes have no shape).
+    pub shapes: [u64; 4],
 }
 
 /// Loss summed over crash states.
@@ -621,11 +626,14 @@ pub fn run_seed_detailed<S: Subject>(
         };
         let crash = Crash { op: point.op(), at: point.at(), kind };
         let images = crash_images(point, kind, states, &mut rng, focus.detail);
-        for (i, (image, described)) in images.into_iter().enumerate() {
+        for (i, (image, described, shape)) in images.into_iter().enumerate() {
             if focus.state.is_some_and(|s| s as usize != i) {
                 continue;
             }
             out.crash_states += 1;
+            if let Some(shape) = shape {
+                out.shapes[Shape::ALL.iter().position(|s| *s == shape).unwrap_or(0)] += 1;
+            }
             if single || seen.insert(faultfs::image_hash(&image)) {
                 out.distinct_states += 1;
             }
@@ -661,14 +669,14 @@ pub fn run_seed_detailed<S: Subject>(
 }
 
 /// The crash images of one crash point, each with (if `describe`) what the crash kept and
-/// dropped.
+/// dropped, and the shape a sampled power-cut state was drawn as.
 fn crash_images(
     point: &CrashPoint,
     kind: CrashKind,
     states: States,
     rng: &mut ChaCha8Rng,
     describe: bool,
-) -> Vec<(SimFs, Vec<String>)> {
+) -> Vec<(SimFs, Vec<String>, Option<Shape>)> {
     let kill = |fate: InFlight| {
         let what = if describe {
             vec![format!(
@@ -678,7 +686,7 @@ fn crash_images(
         } else {
             Vec::new()
         };
-        (point.process_crash(fate), what)
+        (point.process_crash(fate), what, None)
     };
     match (kind, states) {
         (CrashKind::Kill, States::Sampled { per_point }) => {
@@ -691,9 +699,9 @@ fn crash_images(
             let space = point.power_cut_space();
             (0..per_point)
                 .map(|_| {
-                    let state = space.sample(rng);
+                    let (state, shape) = space.sample_shaped(rng);
                     let what = if describe { space.describe(&state) } else { Vec::new() };
-                    (space.materialize(&state), what)
+                    (space.materialize(&state), what, Some(shape))
                 })
                 .collect()
         }
@@ -702,7 +710,7 @@ fn crash_images(
             let mut images = Vec::new();
             space.explore(budget, |state, image| {
                 let what = if describe { space.describe(state) } else { Vec::new() };
-                images.push((image, what));
+                images.push((image, what, None));
             });
             images
         }

@@ -57,6 +57,15 @@ impl ScenarioResult {
         if self.elapsed_secs > 0.0 { self.crash_states() as f64 / self.elapsed_secs } else { 0.0 }
     }
 
+    /// Sampled power-cut states by shape, summed over all seeds, by shape name.
+    pub fn shapes(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for (i, shape) in faultfs::Shape::ALL.into_iter().enumerate() {
+            out.insert(shape.name(), self.seeds.iter().map(|s| s.shapes[i]).sum());
+        }
+        out
+    }
+
     /// Loss within the promise summed over all seeds: (power cuts, process crashes).
     pub fn loss(&self) -> (LossTotals, LossTotals) {
         let (mut p, mut k) = (LossTotals::default(), LossTotals::default());
@@ -199,6 +208,7 @@ pub fn to_json(results: &[ScenarioResult]) -> Value {
                 "seeds": r.seeds.first().map(|s| json!([s.seed, r.seeds.last().map_or(s.seed, |l| l.seed)])),
                 "crash_states_checked": r.crash_states(),
                 "distinct_crash_states": r.distinct_states(),
+                "sampled_state_shapes": r.shapes(),
                 "violations_total": r.violations(),
                 "violations_by_class": by_class,
                 "failing_seeds": failing,
@@ -240,6 +250,7 @@ pub fn seed_to_json(s: &SeedOutcome) -> Value {
         "crash_states": s.crash_states,
         "distinct_states": s.distinct_states,
         "ops": s.ops,
+        "shapes": s.shapes,
         "loss_power_cut": loss_to_json(&s.loss_power_cut),
         "loss_kill": loss_to_json(&s.loss_kill),
         "violations": s.violations.iter().map(|v| json!({
@@ -275,6 +286,14 @@ pub fn seed_from_json(v: &Value) -> Option<SeedOutcome> {
         crash_states: n("crash_states")?,
         distinct_states: n("distinct_states")?,
         ops: n("ops")?,
+        shapes: {
+            let a = v.get("shapes")?.as_array()?;
+            let mut shapes = [0u64; 4];
+            for (slot, x) in shapes.iter_mut().zip(a) {
+                *slot = x.as_u64()?;
+            }
+            (a.len() == 4).then_some(shapes)?
+        },
         loss_power_cut: loss_from_json(v.get("loss_power_cut")?)?,
         loss_kill: loss_from_json(v.get("loss_kill")?)?,
         violations,

@@ -82,6 +82,13 @@ fn a_clean_run_exits_0_and_writes_the_json_fields() {
     ] {
         assert!(!s[field].is_null(), "missing {field}");
     }
+    // Every sampled power-cut state is counted under the shape it was drawn as.
+    let shapes = s["sampled_state_shapes"].as_object().unwrap();
+    let names: Vec<&str> = shapes.keys().map(String::as_str).collect();
+    assert_eq!(names, ["durable", "independent", "prefix", "size_only"]);
+    let counted: u64 = shapes.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(Some(counted), s["crash_states_checked"].as_u64(), "o_sync-posix only power cuts");
+    assert!(shapes.values().all(|n| n.as_u64().unwrap() > 0), "{shapes:?}");
 }
 
 #[test]

@@ -363,10 +363,6 @@ impl CrashSpace {
                     }
                     DataOp::Write { offset, data, len_before } => {
                         let end = offset + data.len() as u64;
-                        if size_pieces && end > *len_before {
-                            let kind = PieceKind::Size;
-                            pieces.push(Piece { pending: i, kind, start: *len_before, end });
-                        }
                         let mut s = *offset;
                         // Bounded: `s` advances to the next sector boundary each step.
                         while s < end {
@@ -378,6 +374,13 @@ impl CrashSpace {
                                 end: e,
                             });
                             s = e;
+                        }
+                        // The size after the data: in issue order a journaled filesystem writes
+                        // the data before it commits the size that covers it, so a prefix of the
+                        // pieces never has a zero tail (the size-only shape draws those).
+                        if size_pieces && end > *len_before {
+                            let kind = PieceKind::Size;
+                            pieces.push(Piece { pending: i, kind, start: *len_before, end });
                         }
                     }
                 }

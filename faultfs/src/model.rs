@@ -46,6 +46,10 @@ pub(crate) struct Inode {
     pub cached_mtime: Duration,
     /// When the inode first became dirty (for the writeback expiry).
     pub dirty_since: Option<Duration>,
+    /// Leading pending operations writeback has written, durable at the next journal commit.
+    pub written: usize,
+    /// Bytes of pending writes writeback has not written yet.
+    pub unwritten_bytes: u64,
     /// `sticky` EIO: every later sync of this inode fails.
     pub sticky_eio: bool,
     pub open_handles: u32,
@@ -114,6 +118,8 @@ pub(crate) struct Model {
     pub durable_dir: BTreeMap<Rc<str>, Ino>,
     pub visible_dir: BTreeMap<Rc<str>, Ino>,
     pub pending_dir: Vec<PendingDir>,
+    /// Bytes of pending writes writeback has not written yet, over every inode.
+    pub dirty_bytes: u64,
 }
 
 impl Model {
@@ -149,9 +155,12 @@ impl Model {
     pub(crate) fn write(&mut self, ino: Ino, offset: u64, data: Rc<[u8]>, seq: u64, now: Duration) {
         let inode = self.inode_mut(ino);
         let len_before = inode.cached.len();
+        let bytes = data.len() as u64;
         inode.cached.write(&data, offset);
         inode.pending.push(Pending { seq, op: DataOp::Write { offset, data, len_before } });
+        inode.unwritten_bytes += bytes;
         Self::touch(inode, now);
+        self.dirty_bytes += bytes;
     }
 
     pub(crate) fn set_len(&mut self, ino: Ino, len: u64, seq: u64, now: Duration) {
@@ -173,27 +182,105 @@ impl Model {
         for p in inode.pending.drain(..) {
             apply_data_op(&mut inode.durable, &p.op);
         }
-        inode.dirty_since = None;
         if metadata {
             inode.durable_mtime = inode.cached_mtime;
         }
+        self.forget_dirt(ino);
         // Durable and cached may still differ: a `linux` EIO dropped operations the cache kept.
+    }
+
+    /// The inode has nothing left for writeback to write.
+    fn forget_dirt(&mut self, ino: Ino) {
+        let inode = self.inode_mut(ino);
+        let bytes = std::mem::take(&mut inode.unwritten_bytes);
+        inode.dirty_since = None;
+        inode.written = 0;
+        self.dirty_bytes -= bytes;
     }
 
     /// `linux` EIO: the pages are marked clean without reaching the disk.
     pub(crate) fn drop_pending(&mut self, ino: Ino) {
-        let inode = self.inode_mut(ino);
-        inode.pending.clear();
-        inode.dirty_since = None;
+        self.inode_mut(ino).pending.clear();
+        self.forget_dirt(ino);
     }
 
     /// `btrfs-revert` EIO: the cache forgets everything not durable.
     pub(crate) fn revert(&mut self, ino: Ino) {
         let inode = self.inode_mut(ino);
         inode.pending.clear();
-        inode.dirty_since = None;
         inode.cached = inode.durable.clone();
         inode.cached_mtime = inode.durable_mtime;
+        self.forget_dirt(ino);
+    }
+
+    /// Writeback of `ino`: write its pending operations in issue order, up to `budget` bytes
+    /// (`None`: all of them). A write the budget ends inside is split at a page boundary, so a
+    /// record that straddles it is written in part. Returns the bytes written.
+    pub(crate) fn write_back(&mut self, ino: Ino, budget: Option<u64>, page: u64) -> u64 {
+        let inode = self.inode_mut(ino);
+        if inode.sticky_eio {
+            return 0;
+        }
+        let mut done = 0u64;
+        while inode.written < inode.pending.len() {
+            let i = inode.written;
+            let (seq, op) = (inode.pending[i].seq, inode.pending[i].op.clone());
+            let len = match &op {
+                DataOp::Write { data, .. } => data.len() as u64,
+                DataOp::SetLen { .. } => 0,
+            };
+            let room = budget.map_or(u64::MAX, |b| b - done);
+            if len > room {
+                // Split at the last page boundary the budget reaches, if it falls inside.
+                if let DataOp::Write { offset, data, len_before } = op {
+                    let cut = ((offset + room) / page * page).saturating_sub(offset);
+                    if cut > 0 {
+                        let k = cut as usize;
+                        let head = DataOp::Write { offset, data: Rc::from(&data[..k]), len_before };
+                        let tail = DataOp::Write {
+                            offset: offset + cut,
+                            data: Rc::from(&data[k..]),
+                            len_before: len_before.max(offset + cut),
+                        };
+                        inode.pending[i] = Pending { seq, op: head };
+                        inode.pending.insert(i + 1, Pending { seq, op: tail });
+                        inode.written += 1;
+                        done += cut;
+                    }
+                }
+                break;
+            }
+            inode.written += 1;
+            done += len;
+        }
+        if inode.written == inode.pending.len() {
+            inode.dirty_since = None;
+        }
+        inode.unwritten_bytes -= done;
+        self.dirty_bytes -= done;
+        done
+    }
+
+    /// A journal commit of written-back data: every operation writeback wrote becomes durable,
+    /// and a file's durable size reaches the end of the last page written (never past what
+    /// reads see), as ext4 with delayed allocation leaves it.
+    pub(crate) fn commit_written(&mut self, page: u64) {
+        for inode in &mut self.inodes {
+            if inode.written == 0 {
+                continue;
+            }
+            let written = inode.written;
+            for p in inode.pending.drain(..written) {
+                apply_data_op(&mut inode.durable, &p.op);
+            }
+            inode.written = 0;
+            let end = inode.durable.len();
+            let rounded = end.div_ceil(page).saturating_mul(page).min(inode.cached.len());
+            if rounded > end {
+                inode.durable.set_len(rounded);
+            }
+            inode.durable_mtime = inode.cached_mtime;
+        }
     }
 
     /// Commit every pending directory operation (a directory fsync).
@@ -236,15 +323,14 @@ impl Model {
         self.commit_dir();
     }
 
-    /// One writeback pass at time `now`: flush every inode dirty for at least `expire`.
-    pub(crate) fn writeback(&mut self, now: Duration, expire: Duration) {
-        for ino in 0..self.inodes.len() {
-            let inode = &self.inodes[ino];
-            let expired = inode.dirty_since.is_some_and(|t| t + expire <= now);
-            if expired && !inode.sticky_eio {
-                self.flush_inode(ino as Ino, true);
-            }
-        }
+    /// Inodes with data writeback has not written, oldest dirty first.
+    pub(crate) fn dirty_inodes(&self) -> Vec<Ino> {
+        let mut dirty: Vec<(Duration, Ino)> = (self.inodes.iter().enumerate())
+            .filter(|(_, n)| n.written < n.pending.len() && !n.sticky_eio)
+            .map(|(i, n)| (n.dirty_since.unwrap_or_default(), i as Ino))
+            .collect();
+        dirty.sort_unstable();
+        dirty.into_iter().map(|(_, ino)| ino).collect()
     }
 
     /// An inode is live while it has a visible name or an open handle.

@@ -24,8 +24,8 @@
 
 use crate::crash::CrashPoint;
 use crate::fault::{EioSemantics, Fault, FaultPlan, Latency};
-use crate::model::{Ino, Model, Op};
-use crate::profile::Profile;
+use crate::model::{DataOp, Ino, Model, Op};
+use crate::profile::{Profile, Writeback};
 use crate::trace::{Call, Outcome, TraceEntry};
 use powercut_vfs::{OpenOptions, PowerLost, SyncMode, Vfs, VfsFile, check_name};
 use rand::{Rng, SeedableRng};
@@ -117,6 +117,12 @@ struct Inner {
     now: Duration,
     next_writeback: Duration,
     next_commit: Duration,
+    /// When background writeback writes the rest of what was dirty after a chunk.
+    rest_due: Option<Duration>,
+    /// Has a writeback pass found dirty data yet?
+    first_pass_done: bool,
+    /// This filesystem's background writeback threshold (drawn around the profile's).
+    background_bytes: Option<u64>,
     /// Operations started so far (the last one's number).
     ops: u64,
     capture_at: BTreeSet<u64>,
@@ -181,7 +187,13 @@ impl SimFs {
     }
 
     pub(crate) fn from_model(config: Rc<SimConfig>, model: Model, now: Duration) -> SimFs {
-        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        // The kernel's threshold is a share of free memory, which differs from run to run: each
+        // filesystem draws its own within a quarter of the profile's.
+        let background_bytes = config.profile.writeback.and_then(|w| w.background_bytes).map(|b| {
+            let quarter = b / 4;
+            b - quarter + rng.random_range(0..=2 * quarter)
+        });
         let (next_writeback, next_commit) = match config.profile.writeback {
             Some(w) => (
                 now + Duration::from_millis(w.interval_ms),
@@ -196,6 +208,9 @@ impl SimFs {
             now,
             next_writeback,
             next_commit,
+            rest_due: None,
+            first_pass_done: false,
+            background_bytes,
             ops: 0,
             capture_at: BTreeSet::new(),
             cut_at: None,
@@ -407,21 +422,88 @@ impl Inner {
             return;
         }
         if let Some(w) = self.config.profile.writeback {
-            let expire = Duration::from_millis(w.dirty_expire_ms);
-            // Bounded: each pass moves `next_writeback` forward by a positive interval.
-            while self.next_writeback <= t {
-                let at = self.next_writeback;
-                self.model.writeback(at, expire);
-                self.next_writeback += Duration::from_millis(w.interval_ms);
-            }
-            if let Some(c) = w.metadata_commit_ms {
-                while self.next_commit <= t {
+            let page = u64::from(self.config.profile.page_bytes);
+            // Events in time order, a commit first on a tie (the kernel's first pass lands just
+            // after the 5 s commit). Bounded: each event moves its time forward by a positive
+            // interval, or clears `rest_due`.
+            loop {
+                let rest = self.rest_due.unwrap_or(Duration::MAX);
+                let next = self.next_commit.min(self.next_writeback).min(rest);
+                if next > t {
+                    break;
+                }
+                self.now = self.now.max(next);
+                if next == self.next_commit {
+                    self.model.commit_written(page);
                     self.model.commit_dir();
-                    self.next_commit += Duration::from_millis(c);
+                    self.next_commit += Duration::from_millis(w.metadata_commit_ms.unwrap_or(0));
+                } else if next == rest {
+                    self.rest_due = None;
+                    self.write_back_all(None);
+                } else {
+                    self.writeback_pass(w, next);
+                    self.next_writeback += Duration::from_millis(w.interval_ms);
                 }
             }
         }
         self.now = t;
+    }
+
+    /// One periodic writeback pass at `at`: everything dirty if this is the first pass that
+    /// finds any and the model says so, else the inodes dirty for `dirty_expire_ms`.
+    fn writeback_pass(&mut self, w: Writeback, at: Duration) {
+        let dirty = self.model.dirty_inodes();
+        if dirty.is_empty() {
+            return;
+        }
+        if w.first_pass_writes_all && !self.first_pass_done {
+            self.first_pass_done = true;
+            self.write_back_all(None);
+            return;
+        }
+        let expire = Duration::from_millis(w.dirty_expire_ms);
+        let page = u64::from(self.config.profile.page_bytes);
+        for ino in dirty {
+            if self.model.inode(ino).dirty_since.is_some_and(|t| t + expire <= at) {
+                self.model.write_back(ino, None, page);
+            }
+        }
+        self.commit_unless_journaled();
+    }
+
+    /// Write back the oldest dirty data, up to `budget` bytes (`None`: all of it).
+    fn write_back_all(&mut self, budget: Option<u64>) {
+        let page = u64::from(self.config.profile.page_bytes);
+        let mut left = budget;
+        for ino in self.model.dirty_inodes() {
+            let done = self.model.write_back(ino, left, page);
+            if let Some(l) = left.as_mut() {
+                *l -= done;
+                if *l == 0 {
+                    break;
+                }
+            }
+        }
+        self.commit_unless_journaled();
+    }
+
+    /// Without journal commits, written data is durable at once.
+    fn commit_unless_journaled(&mut self) {
+        if self.config.profile.writeback.is_some_and(|w| w.metadata_commit_ms.is_none()) {
+            let page = u64::from(self.config.profile.page_bytes);
+            self.model.commit_written(page);
+        }
+    }
+
+    /// Background writeback: whenever dirty data reaches the threshold, a chunk of the oldest is
+    /// written now, and the rest `interval_ms` after the first chunk.
+    fn background_writeback(&mut self) {
+        let Some(w) = self.config.profile.writeback else { return };
+        let Some(threshold) = self.background_bytes else { return };
+        if self.model.dirty_bytes >= threshold {
+            self.write_back_all(Some(w.chunk_bytes));
+            self.rest_due.get_or_insert(self.now + Duration::from_millis(w.interval_ms));
+        }
     }
 
     fn lookup(&self, name: &str) -> io::Result<Ino> {
@@ -485,6 +567,9 @@ impl Inner {
         if self.config.profile.sync_on_completion && call.mutates() && result.is_ok() {
             self.model.flush_all();
         }
+        if call == Call::Write && result.is_ok() {
+            self.background_writeback();
+        }
         if self.tracing {
             entry.outcome = match &result {
                 Ok((_, count)) => Outcome::Ok(*count),
@@ -526,9 +611,23 @@ impl Inner {
             }
             return Err(eio(name, what));
         }
+        // A journal commit is needed for the mtime (fsync), a size change, or a new entry.
+        let needs_commit = metadata || {
+            let inode = self.model.inode(ino);
+            let grows = inode.pending.iter().any(|p| match &p.op {
+                DataOp::Write { offset, data, len_before } => {
+                    offset + data.len() as u64 > *len_before
+                }
+                DataOp::SetLen { .. } => true,
+            });
+            grows || self.model.pending_dir.iter().any(|p| p.op.ino() == ino)
+        };
         self.model.flush_inode(ino, metadata);
         let profile = &self.config.profile;
-        if profile.file_sync_persists_entry {
+        if profile.fsync_commits_journal && needs_commit {
+            self.model.commit_written(u64::from(profile.page_bytes));
+            self.model.commit_dir();
+        } else if profile.file_sync_persists_entry {
             let ordered = profile.dir_ops == crate::profile::DirOps::Ordered;
             self.model.commit_dir_for(ino, ordered);
         }

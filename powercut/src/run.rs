@@ -232,11 +232,7 @@ pub fn rules(scenario: &Scenario) -> Rules {
     let sync =
         Duration::from_nanos(latency.sync_all_ns + latency.sync_dir_ns + latency.metadata_ns);
     let slack = Duration::from_millis(scenario.faults.tick_ms) + sync * 2;
-    let writeback = scenario
-        .faults
-        .profile
-        .writeback
-        .map(|w| Duration::from_millis(w.dirty_expire_ms + w.interval_ms));
+    let writeback = scenario.faults.profile.writeback.map(|w| w.durable_within());
     Rules { slack, writeback }
 }
 

@@ -133,3 +133,29 @@ fn a_rename_over_a_file_lands_with_the_renamed_files_data_where_auto_da_alloc_fl
         );
     }
 }
+
+/// `a` renamed to `b` without a directory fsync, then `other` (durable) written as `write` says
+/// and synced by `sync`: is the rename durable?
+fn rename_durable_after(profile: Profile, grow: bool, sync: fn(&faultfs::SimFile)) -> bool {
+    let fs = SimFs::with_profile(profile);
+    drop(durable_file(&fs, "a", b"a"));
+    let other = durable_file(&fs, "other", b"other");
+    fs.rename("a", "b").unwrap();
+    other.write_all_at(b"!", if grow { 5 } else { 0 }).unwrap();
+    sync(&other);
+    fs.file_state("b").unwrap().entry_durable
+}
+
+#[test]
+fn an_ext4_fsync_commits_the_whole_journal_transaction() {
+    let fsync: fn(&faultfs::SimFile) = |f| f.sync_all().unwrap();
+    let fdatasync: fn(&faultfs::SimFile) = |f| f.sync_data().unwrap();
+    // ext4: a file's fsync commits the running transaction, an unrelated rename with it; so does
+    // an fdatasync that must persist a size change; an fdatasync of an overwrite commits nothing.
+    assert!(rename_durable_after(Profile::ext4_ordered(), false, fsync));
+    assert!(rename_durable_after(Profile::ext4_ordered(), true, fdatasync));
+    assert!(!rename_durable_after(Profile::ext4_ordered(), false, fdatasync));
+    // POSIX promises none of it.
+    assert!(!rename_durable_after(Profile::posix(), false, fsync));
+    assert!(!rename_durable_after(Profile::posix(), true, fdatasync));
+}

@@ -2,6 +2,7 @@
 //! bytes or names that survive.
 #![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
 
+mod calibration;
 mod crash_states;
 mod dir_ops;
 mod faults;

@@ -44,14 +44,21 @@ fn bad_profiles_are_rejected_naming_the_field_and_value() {
 
 #[test]
 fn writeback_flushes_an_inode_dirty_past_its_expiry() {
+    let durable_len = |fs: &SimFs| fs.file_state("log").unwrap().durable_len;
+    // The first pass that finds dirty data writes it; the journal commit after it makes it durable.
     let fs = SimFs::new(SimConfig::new(Profile::ext4_ordered()));
     let f = durable_file(&fs, "log", b"");
     f.write_all_at(b"dirty", 0).unwrap();
-    let durable_len = |fs: &SimFs| fs.file_state("log").unwrap().durable_len;
-    fs.advance(Duration::from_secs(29));
-    assert_eq!(durable_len(&fs), 0, "not yet expired");
+    fs.advance(Duration::from_secs(9));
+    assert_eq!(durable_len(&fs), 0, "written at 5 s, just after that commit");
+    fs.advance(Duration::from_secs(2));
+    assert_eq!(durable_len(&fs), 5, "durable at the 10 s commit");
+    // After that, an inode is written once dirty for 30 s, and durable at the next commit.
+    f.write_all_at(b"again", 5).unwrap();
+    fs.advance(Duration::from_secs(33));
+    assert_eq!(durable_len(&fs), 5, "not yet expired, or not yet committed");
     fs.advance(Duration::from_secs(6));
-    assert_eq!(durable_len(&fs), 5, "flushed by the pass after 30 s");
+    assert_eq!(durable_len(&fs), 10, "written by the pass after 30 s, then committed");
     // Without writeback (posix), nothing unsynced ever becomes durable by itself.
     let fs = SimFs::new(SimConfig::new(Profile::posix()));
     let f = durable_file(&fs, "log", b"");
@@ -59,7 +66,12 @@ fn writeback_flushes_an_inode_dirty_past_its_expiry() {
     fs.advance(Duration::from_secs(3600));
     assert_eq!(durable_len(&fs), 0);
     let custom = Profile {
-        writeback: Some(Writeback { dirty_expire_ms: 1, interval_ms: 1, metadata_commit_ms: None }),
+        writeback: Some(Writeback {
+            dirty_expire_ms: 1,
+            interval_ms: 1,
+            metadata_commit_ms: None,
+            ..Writeback::LINUX
+        }),
         ..Profile::posix()
     };
     let fs = SimFs::new(SimConfig::new(custom));

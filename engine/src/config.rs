@@ -147,10 +147,13 @@ pub struct EngineBugs {
     /// Recovery applies the records of a batch one by one, so a batch the crash cut short is
     /// half applied.
     pub batch_not_atomic: bool,
+    /// Record CRCs do not cover the file id: a removed file's stale record that a crash exposes
+    /// inside a new file passes its CRC and is taken for a write.
+    pub crc_ignores_file: bool,
 }
 
 /// The CLI names of the bug switches, with one-line descriptions.
-pub const BUGS: [(&str, &str); 10] = [
+pub const BUGS: [(&str, &str); 11] = [
     ("no-fsync", "acknowledge writes as durable without ever syncing (flush only)"),
     ("no-dir-fsync-on-rotate", "create a new data file without fsyncing the directory"),
     ("hint-in-place", "write merge hint files in place instead of temp + fsync + rename"),
@@ -161,6 +164,10 @@ pub const BUGS: [(&str, &str); 10] = [
     ("merge-removes-before-durable", "merge removes old files before the merged file is durable"),
     ("append-after-torn-tail", "recovery leaves a torn tail in place and appends after it"),
     ("batch-not-atomic", "recovery applies the records of a torn batch one by one"),
+    (
+        "crc-ignores-file",
+        "record CRCs do not cover the file: stale records from removed files pass",
+    ),
 ];
 
 impl EngineBugs {
@@ -182,6 +189,7 @@ impl EngineBugs {
             "merge-removes-before-durable" => &mut self.merge_removes_before_durable,
             "append-after-torn-tail" => &mut self.append_after_torn_tail,
             "batch-not-atomic" => &mut self.batch_not_atomic,
+            "crc-ignores-file" => &mut self.crc_ignores_file,
             _ => {
                 let names: Vec<&str> = BUGS.iter().map(|(n, _)| *n).collect();
                 return Err(format!("unknown engine bug {name:?}; accepted: {}", names.join(", ")));
@@ -189,6 +197,11 @@ impl EngineBugs {
         };
         *flag = true;
         Ok(())
+    }
+
+    /// The file id a record in data file `id` is sealed to (its CRC covers it).
+    pub fn seal(&self, id: u32) -> u32 {
+        if self.crc_ignores_file { 0 } else { id }
     }
 
     /// A config with only the switch `name` on.
@@ -211,6 +224,7 @@ impl EngineBugs {
             self.merge_removes_before_durable,
             self.append_after_torn_tail,
             self.batch_not_atomic,
+            self.crc_ignores_file,
         ];
         BUGS.iter().zip(on).filter(|(_, on)| *on).map(|((n, _), _)| *n).collect()
     }

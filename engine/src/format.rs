@@ -76,6 +76,7 @@ pub fn record_bytes(key_len: usize, value_len: usize) -> usize {
 
 /// Encode a record.
 pub fn encode_record(
+    file_id: u32,
     seq: u64,
     timestamp_ns: u64,
     tombstone: bool,
@@ -83,25 +84,28 @@ pub fn encode_record(
     value: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(record_bytes(key.len(), value.len()));
-    encode_record_into(&mut out, seq, timestamp_ns, tombstone, key, value);
+    encode_record_into(&mut out, file_id, seq, timestamp_ns, tombstone, key, value);
     out
 }
 
 /// [`encode_record`], appended to `out`.
 pub fn encode_record_into(
     out: &mut Vec<u8>,
+    file_id: u32,
     seq: u64,
     timestamp_ns: u64,
     tombstone: bool,
     key: &[u8],
     value: &[u8],
 ) {
-    encode_record_flagged(out, seq, timestamp_ns, tombstone, false, key, value);
+    encode_record_flagged(out, file_id, seq, timestamp_ns, tombstone, false, key, value);
 }
 
 /// [`encode_record_into`], with `more` setting [`FLAG_BATCH_MORE`].
+#[expect(clippy::too_many_arguments, reason = "the record's fields, in their order on disk")]
 pub fn encode_record_flagged(
     out: &mut Vec<u8>,
+    file_id: u32,
     seq: u64,
     timestamp_ns: u64,
     tombstone: bool,
@@ -121,8 +125,32 @@ pub fn encode_record_flagged(
     out.push(flags | if more { FLAG_BATCH_MORE } else { 0 });
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    let crc = crc32fast::hash(&out[start + 4..]);
+    let crc = record_crc(file_id, &out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Recompute the CRC of every whole record in `bytes` (records this engine encoded) for data file
+/// `file_id`: records copied to another file are sealed to it.
+pub fn reseal(bytes: &mut [u8], file_id: u32) {
+    let mut at = 0usize;
+    // Bounded: each step advances by a whole record; a bad header ends it.
+    while let Ok(h) = decode_header(&bytes[at..]) {
+        let n = h.record_bytes();
+        let Some(record) = bytes.get_mut(at..at + n) else { break };
+        let crc = record_crc(file_id, &record[4..]);
+        record[..4].copy_from_slice(&crc.to_le_bytes());
+        at += n;
+    }
+}
+
+/// A record's CRC: over the id of the data file it is written to, then every byte after the CRC
+/// field. A record read from any other file fails it: a stale record from a removed file that a
+/// crash exposes inside a new one is not taken for a write.
+pub fn record_crc(file_id: u32, body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&file_id.to_le_bytes());
+    h.update(body);
+    h.finalize()
 }
 
 /// The fields of a record header that decide its length, checked for sanity.
@@ -170,23 +198,24 @@ pub fn decode_header(b: &[u8]) -> Result<Header, BadRecord> {
     Ok(h)
 }
 
-/// Check the whole record at the start of `b` (lengths and CRC) without copying it.
-pub fn check_record(b: &[u8]) -> Result<Header, BadRecord> {
+/// Check the whole record at the start of `b`, read from data file `file_id` (lengths and CRC),
+/// without copying it.
+pub fn check_record(file_id: u32, b: &[u8]) -> Result<Header, BadRecord> {
     let h = decode_header(b)?;
     let n = h.record_bytes();
     if b.len() < n {
         return Err(BadRecord::Short);
     }
-    let actual = crc32fast::hash(&b[4..n]);
+    let actual = record_crc(file_id, &b[4..n]);
     if actual != h.crc {
         return Err(BadRecord::Checksum { expected: h.crc, actual });
     }
     Ok(h)
 }
 
-/// Decode one whole record from the start of `b`, checking its CRC.
-pub fn decode_record(b: &[u8]) -> Result<(Record, usize), BadRecord> {
-    let h = check_record(b)?;
+/// Decode one whole record from the start of `b`, read from data file `file_id`, checking its CRC.
+pub fn decode_record(file_id: u32, b: &[u8]) -> Result<(Record, usize), BadRecord> {
+    let h = check_record(file_id, b)?;
     let n = h.record_bytes();
     let key_at = RECORD_HEADER_BYTES;
     let record = Record {
@@ -326,8 +355,9 @@ mod tests {
 
     #[test]
     fn record_round_trip_and_every_single_bit_flip_is_caught() {
-        let bytes = encode_record(7, 1_000, false, b"key", b"value");
-        let (r, n) = decode_record(&bytes).unwrap();
+        let bytes = encode_record(1, 7, 1_000, false, b"key", b"value");
+        let (r, n) = decode_record(1, &bytes).unwrap();
+        assert!(decode_record(2, &bytes).is_err(), "a record read from another file fails its CRC");
         assert_eq!(
             (r.seq, r.key.as_slice(), r.value.as_slice(), n),
             (7, &b"key"[..], &b"value"[..], bytes.len())
@@ -335,10 +365,10 @@ mod tests {
         for i in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert!(decode_record(&bad).is_err(), "bit {i} flipped went unnoticed");
+            assert!(decode_record(1, &bad).is_err(), "bit {i} flipped went unnoticed");
         }
         for cut in 0..bytes.len() {
-            assert!(decode_record(&bytes[..cut]).is_err());
+            assert!(decode_record(1, &bytes[..cut]).is_err());
         }
     }
 

@@ -67,6 +67,7 @@ impl<V: Vfs> Engine<V> {
             }
             let record = self.read_record(entry)?;
             let bytes = format::encode_record(
+                self.config.bugs.seal(merged_id),
                 record.seq,
                 record.timestamp_ns,
                 record.tombstone,
@@ -117,7 +118,11 @@ impl<V: Vfs> Engine<V> {
             let mut at = 0usize;
             // Bounded: each step advances by a whole record; a bad record ends the file.
             while at < bytes.len() {
-                let Ok((record, n)) = format::decode_record(&bytes[at..]) else { break };
+                let Ok((record, n)) =
+                    format::decode_record(self.config.bugs.seal(id), &bytes[at..])
+                else {
+                    break;
+                };
                 *counts.entry(record.key).or_insert(0u32) += 1;
                 at += n;
             }

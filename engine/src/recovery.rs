@@ -64,7 +64,7 @@ struct Scan {
     skipped: Vec<(u64, u64, BadRecord)>,
 }
 
-fn scan(bytes: &[u8], skip_bad: bool, batch_not_atomic: bool) -> Scan {
+fn scan(id: u32, bytes: &[u8], skip_bad: bool, batch_not_atomic: bool) -> Scan {
     let mut s = Scan { records: Vec::new(), end: 0, bad: None, skipped: Vec::new() };
     let mut at = 0usize;
     // The batch being read: (index of its first record, its offset). Its records count only
@@ -72,7 +72,7 @@ fn scan(bytes: &[u8], skip_bad: bool, batch_not_atomic: bool) -> Scan {
     let mut batch: Option<(usize, u64)> = None;
     // Bounded: every iteration advances `at` by at least one byte.
     while at < bytes.len() {
-        match check_record(&bytes[at..]) {
+        match check_record(id, &bytes[at..]) {
             Ok(h) => {
                 if h.more && !batch_not_atomic {
                     batch.get_or_insert((s.records.len(), at as u64));
@@ -167,7 +167,9 @@ impl<V: Vfs> Engine<V> {
                 if hint_ids.contains(&id) {
                     report.hints_rejected += 1;
                 }
-                let scan = scan(&bytes, config.bugs.skip_bad_records, config.bugs.batch_not_atomic);
+                let bugs = &config.bugs;
+                let scan =
+                    scan(bugs.seal(id), &bytes, bugs.skip_bad_records, bugs.batch_not_atomic);
                 keydir.reserve(scan.records.len());
                 for (h, offset) in scan.records {
                     let key_at = offset as usize + RECORD_HEADER_BYTES;
@@ -298,34 +300,34 @@ mod tests {
 
     #[test]
     fn scan_stops_at_the_first_bad_record_and_skip_reads_on() {
-        let mut bytes = format::encode_record(1, 0, false, b"a", b"1");
+        let mut bytes = format::encode_record(1, 1, 0, false, b"a", b"1");
         let good = bytes.len();
         bytes.extend(vec![0u8; 40]);
-        bytes.extend(format::encode_record(2, 0, false, b"b", b"2"));
-        let s = scan(&bytes, false, false);
+        bytes.extend(format::encode_record(1, 2, 0, false, b"b", b"2"));
+        let s = scan(1, &bytes, false, false);
         assert_eq!((s.records.len(), s.end), (1, good as u64));
         assert_eq!(s.bad.map(|b| b.0), Some(good as u64));
-        let s = scan(&bytes, true, false);
+        let s = scan(1, &bytes, true, false);
         assert_eq!(s.records.len(), 2, "the bug reads past the hole");
     }
 
     #[test]
     fn a_batch_counts_only_once_its_last_record_is_read() {
-        let mut bytes = format::encode_record(1, 0, false, b"a", b"1");
+        let mut bytes = format::encode_record(1, 1, 0, false, b"a", b"1");
         let before = bytes.len();
-        format::encode_record_flagged(&mut bytes, 2, 0, false, true, b"b", b"2");
-        format::encode_record_flagged(&mut bytes, 3, 0, true, true, b"a", b"");
+        format::encode_record_flagged(&mut bytes, 1, 2, 0, false, true, b"b", b"2");
+        format::encode_record_flagged(&mut bytes, 1, 3, 0, true, true, b"a", b"");
         let cut = bytes.len();
-        format::encode_record_flagged(&mut bytes, 4, 0, false, false, b"c", b"3");
-        let whole = scan(&bytes, false, false);
+        format::encode_record_flagged(&mut bytes, 1, 4, 0, false, false, b"c", b"3");
+        let whole = scan(1, &bytes, false, false);
         assert_eq!((whole.records.len(), whole.end, whole.bad), (4, bytes.len() as u64, None));
         // The log ends inside the batch (its last record torn or never written).
         for end in [cut, cut + 10, before + 5] {
-            let s = scan(&bytes[..end], false, false);
+            let s = scan(1, &bytes[..end], false, false);
             assert_eq!((s.records.len(), s.end), (1, before as u64), "cut at {end}");
             assert_eq!(s.bad.map(|b| b.0), Some(before as u64));
             // The bug applies what it read of the batch.
-            let buggy = scan(&bytes[..end], false, true);
+            let buggy = scan(1, &bytes[..end], false, true);
             assert!(buggy.records.len() > 1 || end < cut, "cut at {end}");
         }
     }

@@ -185,7 +185,8 @@ impl<V: Vfs> Engine<V> {
             let seq = first_seq + i as u64;
             let (tombstone, value) = (value.is_none(), value.unwrap_or_default());
             let ts = now.as_nanos() as u64;
-            format::encode_record_flagged(&mut self.unsynced, seq, ts, tombstone, more, key, value);
+            let (out, id) = (&mut self.unsynced, self.config.bugs.seal(self.active.id));
+            format::encode_record_flagged(out, id, seq, ts, tombstone, more, key, value);
         }
         let offset = self.active.len;
         if let Err(e) = self.active.file.write_all_at(&self.unsynced[start..], offset) {
@@ -292,6 +293,7 @@ impl<V: Vfs> Engine<V> {
     fn rewrite_unsynced(&mut self, cause: &io::Error) -> Result<()> {
         let id = self.max_file_id + 1;
         let name = data_name(id);
+        format::reseal(&mut self.unsynced, self.config.bugs.seal(id));
         let attempt = || -> io::Result<V::File> {
             let file = self.vfs.open(&name, new_file_options(&self.config))?;
             file.write_all_at(&self.unsynced, 0)?;
@@ -398,7 +400,8 @@ impl<V: Vfs> Engine<V> {
             offset: entry.offset,
             reason,
         };
-        let (record, _) = decode_record(&buf).map_err(|b| corrupt(b.to_string()))?;
+        let (record, _) = decode_record(self.config.bugs.seal(entry.file), &buf)
+            .map_err(|b| corrupt(b.to_string()))?;
         if record.seq != entry.seq {
             return Err(corrupt(format!("expected seq {}, found {}", entry.seq, record.seq)));
         }
@@ -445,8 +448,12 @@ impl<V: Vfs> Engine<V> {
                 .ok_or_else(|| corrupt("record past the end of the file".into()))?;
             let end = entry.offset + u64::from(entry.len);
             let scanned = self.scanned.iter().any(|&(f, e)| f == id && end <= e);
-            let h = if scanned { decode_header(slice) } else { check_record(slice) }
-                .map_err(|b| corrupt(b.to_string()))?;
+            let h = if scanned {
+                decode_header(slice)
+            } else {
+                check_record(self.config.bugs.seal(id), slice)
+            }
+            .map_err(|b| corrupt(b.to_string()))?;
             if h.record_bytes() != slice.len() {
                 return Err(corrupt(format!(
                     "record of {} bytes, expected {}",

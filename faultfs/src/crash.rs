@@ -309,6 +309,8 @@ pub struct CrashSpace {
     requires: Vec<Vec<usize>>,
     /// With `journaled_truncate`: each set_len piece and the pieces that land only if it does.
     truncates: Vec<TruncateRule>,
+    /// Durable bytes of removed files (at most 64 KiB): the stale blocks garbage is drawn from.
+    stale: Vec<u8>,
 }
 
 impl fmt::Debug for CrashSpace {
@@ -393,6 +395,20 @@ impl CrashSpace {
         let dir = after.pending_dir.clone();
         let (pages, truncates) = Self::page_and_truncate_rules(profile, &files);
         let requires = Self::rename_rules(profile, &after, &files, &dir);
+        let mut stale = Vec::new();
+        let named: BTreeSet<Ino> =
+            after.durable_dir.values().chain(after.visible_dir.values()).copied().collect();
+        for (ino, inode) in after.inodes.iter().enumerate() {
+            if !named.contains(&(ino as Ino)) && stale.len() < 1 << 16 {
+                let mut bytes = Vec::new();
+                inode.durable.extend_vec(&mut bytes);
+                // Whole blocks, each file from a block boundary: a block keeps its layout.
+                let block = profile.page_bytes as usize;
+                bytes.resize(bytes.len().div_ceil(block) * block, 0);
+                bytes.truncate(((1 << 16) - stale.len()) / block * block);
+                stale.extend_from_slice(&bytes);
+            }
+        }
         CrashSpace {
             op: point.op,
             at: point.at,
@@ -405,6 +421,7 @@ impl CrashSpace {
             pages,
             requires,
             truncates,
+            stale,
         }
     }
 
@@ -1055,8 +1072,14 @@ impl CrashSpace {
                     (PieceKind::Meta, DataOp::SetLen { len: to }) => len = *to,
                     _ => {}
                 }
-                let garbage_seed = mix(self.image_config.seed, (f.first + i) as u64);
-                apply_piece(&mut blob, &inode.pending[piece.pending].op, piece, fate, garbage_seed);
+                let g = Garbage {
+                    seed: mix(self.image_config.seed, (f.first + i) as u64),
+                    stale: &self.stale,
+                    block: u64::from(self.profile().page_bytes),
+                    sector: (!self.profile().powersafe_overwrite)
+                        .then_some(u64::from(self.profile().sector_bytes)),
+                };
+                apply_piece(&mut blob, &inode.pending[piece.pending].op, piece, fate, &g);
             }
             if sized && blob.len() != len {
                 blob.set_len(len);
@@ -1076,7 +1099,14 @@ impl CrashSpace {
             inode.dirty_since = None;
             inode.open_handles = 0;
             inode.sticky_eio = false;
+            // A reboot forgets what the kernel held in memory: write errors and dropped pages.
+            inode.written = 0;
+            inode.unwritten_bytes = 0;
+            inode.err_seq = 0;
+            inode.err_unseen = false;
+            inode.dropped_pages.clear();
         }
+        model.dirty_bytes = 0;
         model.visible_dir = entries.clone();
         model.durable_dir = entries;
         model.pending_dir.clear();
@@ -1300,13 +1330,46 @@ pub enum Dropped {
     Dir(usize),
 }
 
-fn garbage(len: usize, seed: u64) -> Vec<u8> {
+/// Bytes a disk exposes where data never landed: half the time what the program wrote before —
+/// its own older, checksum-valid records from a removed file, where there is one (`stale`) — and
+/// otherwise random bytes in which every aligned word has a fair chance of being a small number,
+/// so that a parser trusting a length field follows it.
+fn garbage(at: u64, len: usize, g: &Garbage<'_>) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(g.seed);
+    let stale = g.stale;
+    if !stale.is_empty() && rng.random_bool(0.5) {
+        // A recycled block keeps its old bytes at their old place in the block: byte `x` of the
+        // file reads byte `x mod block` of a block the removed file had.
+        let block = g.block as usize;
+        let base = rng.random_range(0..stale.len().div_ceil(block)) * block;
+        return (0..len)
+            .map(|i| {
+                let x = (at as usize + i) % block;
+                stale.get(base + x).copied().unwrap_or(0)
+            })
+            .collect();
+    }
     let mut bytes = vec![0u8; len];
-    ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    rng.fill_bytes(&mut bytes);
+    for word in bytes.chunks_exact_mut(4) {
+        if rng.random_ratio(1, 4) {
+            word.copy_from_slice(&rng.random_range(1u32..=256).to_le_bytes());
+        }
+    }
     bytes
 }
 
-fn apply_piece(blob: &mut Blob, op: &DataOp, piece: &Piece, fate: Fate, garbage_seed: u64) {
+/// What garbage is drawn from and how far it reaches.
+struct Garbage<'a> {
+    seed: u64,
+    stale: &'a [u8],
+    /// The block size stale bytes keep their place in.
+    block: u64,
+    /// Without powersafe overwrite, the sector to garble whole (its size).
+    sector: Option<u64>,
+}
+
+fn apply_piece(blob: &mut Blob, op: &DataOp, piece: &Piece, fate: Fate, g: &Garbage<'_>) {
     let span = (piece.end - piece.start) as usize;
     match (piece.kind, op) {
         (PieceKind::Meta, DataOp::SetLen { len }) => blob.set_len(*len),
@@ -1315,7 +1378,7 @@ fn apply_piece(blob: &mut Blob, op: &DataOp, piece: &Piece, fate: Fate, garbage_
                 let from = blob.len();
                 blob.set_len(piece.end);
                 if fate == Fate::Garbage {
-                    blob.write(&garbage((piece.end - from) as usize, garbage_seed), from);
+                    blob.write(&garbage(from, (piece.end - from) as usize, g), from);
                 }
             }
         }
@@ -1330,7 +1393,16 @@ fn apply_piece(blob: &mut Blob, op: &DataOp, piece: &Piece, fate: Fate, garbage_
                         blob.set_len(piece.end);
                     }
                 }
-                Fate::Garbage => blob.write(&garbage(span, garbage_seed), piece.start),
+                Fate::Garbage => {
+                    // Without powersafe overwrite the whole sector is garbled, the synced bytes
+                    // around the write with it (never past the end of the file).
+                    let (from, to) = match g.sector {
+                        Some(s) => (piece.start / s * s, piece.end.div_ceil(s) * s),
+                        None => (piece.start, piece.end),
+                    };
+                    let to = to.min(blob.len().max(piece.end));
+                    blob.write(&garbage(from, (to - from) as usize, g), from);
+                }
                 Fate::Lost => {}
             }
         }

@@ -9,6 +9,15 @@
 //!   - `btrfs-revert`: the file's cached image reverts to its durable image.
 //!   - `sticky`: the pages stay dirty, and this and every later fsync of the file fail.
 //! - `WriteEio`: a write or truncate fails with EIO and changes nothing.
+//! - `WritebackEio`: background writeback of a file fails. Under `linux` what it wrote is dropped
+//!   (the pages are marked clean: the data vanishes silently unless someone fsyncs), and the error
+//!   is recorded on the file, errseq-style: the next fsync through *every* descriptor opened
+//!   before it reports EIO once (and through one opened later, if no one has seen it yet).
+//! - `CommitEio`: a journal commit fails: the filesystem shuts down read-only (ext4
+//!   `errors=remount-ro`); every later write, sync, create, rename or remove fails.
+//! - A failed fsync under `linux` may still have persisted some of the file's pages (a prefix of
+//!   its unsynced writes, drawn from the seed); a later write to a page whose data was dropped
+//!   makes the whole page dirty again, so the dropped bytes reach the disk with it.
 //! - ENOSPC: with a capacity, a write that would grow the live files past it is cut short at the
 //!   capacity (a short write); a write of which nothing fits fails with `StorageFull`.
 //! - Read faults (set on a SimFs directly, see `SimFs::flip_bit` and `SimFs::add_latent_error`):
@@ -49,6 +58,34 @@ pub enum Fault {
     SyncEio,
     /// write / set_len returns EIO and changes nothing.
     WriteEio,
+    /// Background writeback of a file fails (at the first writeback at or after the operation):
+    /// what it wrote is handled per the [`EioSemantics`], and the error is reported at the next
+    /// fsync of every descriptor that has not seen it — or never, if none comes.
+    WritebackEio,
+    /// A journal commit fails (the first at or after the operation): nothing of it becomes
+    /// durable and the filesystem shuts down read-only (ext4 `errors=remount-ro`): every later
+    /// write, sync or directory operation fails.
+    CommitEio,
+}
+
+impl Fault {
+    /// Every fault, with the name schedules use.
+    pub const NAMES: [(Fault, &'static str); 4] = [
+        (Fault::SyncEio, "sync-eio"),
+        (Fault::WriteEio, "write-eio"),
+        (Fault::WritebackEio, "writeback-eio"),
+        (Fault::CommitEio, "commit-eio"),
+    ];
+
+    /// The name schedules use.
+    pub fn name(self) -> &'static str {
+        Fault::NAMES.iter().find(|(f, _)| *f == self).map_or("", |(_, n)| n)
+    }
+
+    /// The fault named `name`.
+    pub fn named(name: &str) -> Option<Fault> {
+        Fault::NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
 }
 
 /// Which faults to inject.
@@ -61,6 +98,10 @@ pub struct FaultPlan {
     pub sync_eio_rate: f64,
     /// Probability that any one write or set_len fails with EIO.
     pub write_eio_rate: f64,
+    /// Probability that the writeback of any one file fails.
+    pub writeback_eio_rate: f64,
+    /// Probability that any one journal commit fails (and the filesystem shuts down).
+    pub commit_eio_rate: f64,
     /// What a failed sync does to the dirty data.
     pub eio_semantics: EioSemantics,
     /// Total bytes the live files may hold; `None` is unlimited.

@@ -50,6 +50,13 @@ pub(crate) struct Inode {
     pub written: usize,
     /// Bytes of pending writes writeback has not written yet.
     pub unwritten_bytes: u64,
+    /// Write errors recorded on the file (errseq): a descriptor reports each once.
+    pub err_seq: u32,
+    /// The latest error has not been reported through any descriptor yet.
+    pub err_unseen: bool,
+    /// Pages (by index) whose dirty data a `linux` error dropped: the cache still holds it, and
+    /// the next write to the page makes the whole page dirty again.
+    pub dropped_pages: BTreeSet<u64>,
     /// `sticky` EIO: every later sync of this inode fails.
     pub sticky_eio: bool,
     pub open_handles: u32,
@@ -120,6 +127,8 @@ pub(crate) struct Model {
     pub pending_dir: Vec<PendingDir>,
     /// Bytes of pending writes writeback has not written yet, over every inode.
     pub dirty_bytes: u64,
+    /// The page size (for re-dirtying whole pages).
+    pub page_bytes: u64,
 }
 
 impl Model {
@@ -153,9 +162,26 @@ impl Model {
     }
 
     pub(crate) fn write(&mut self, ino: Ino, offset: u64, data: Rc<[u8]>, seq: u64, now: Duration) {
+        let page = self.page_bytes.max(1);
         let inode = self.inode_mut(ino);
         let len_before = inode.cached.len();
-        let bytes = data.len() as u64;
+        // A page whose dirty data an error dropped is dirty again, whole, as the cache holds it.
+        let end = offset + data.len() as u64;
+        let pages: Vec<u64> =
+            inode.dropped_pages.range(offset / page..end.div_ceil(page)).copied().collect();
+        let mut bytes = data.len() as u64;
+        for p in pages {
+            inode.dropped_pages.remove(&p);
+            let from = p * page;
+            let to = (from + page).min(len_before);
+            if from < to {
+                let mut whole = vec![0u8; (to - from) as usize];
+                inode.cached.read(&mut whole, from);
+                let op = DataOp::Write { offset: from, data: Rc::from(whole), len_before };
+                inode.pending.push(Pending { seq, op });
+                bytes += to - from;
+            }
+        }
         inode.cached.write(&data, offset);
         inode.pending.push(Pending { seq, op: DataOp::Write { offset, data, len_before } });
         inode.unwritten_bytes += bytes;
@@ -198,10 +224,55 @@ impl Model {
         self.dirty_bytes -= bytes;
     }
 
-    /// `linux` EIO: the pages are marked clean without reaching the disk.
-    pub(crate) fn drop_pending(&mut self, ino: Ino) {
-        self.inode_mut(ino).pending.clear();
+    /// `linux` EIO: the first `persisted` pending operations had reached the disk before the
+    /// error; the rest are marked clean without reaching it (their pages remembered as dropped).
+    pub(crate) fn drop_pending(&mut self, ino: Ino, persisted: usize) {
+        let page = self.page_bytes.max(1);
+        let inode = self.inode_mut(ino);
+        let persisted = persisted.min(inode.pending.len());
+        for p in inode.pending.drain(..persisted) {
+            apply_data_op(&mut inode.durable, &p.op);
+        }
+        for p in inode.pending.drain(..) {
+            if let DataOp::Write { offset, data, .. } = &p.op {
+                let end = offset + data.len() as u64;
+                inode.dropped_pages.extend(offset / page..end.div_ceil(page));
+            }
+        }
         self.forget_dirt(ino);
+    }
+
+    /// Record a write error on `ino` (errseq), not yet reported through any descriptor.
+    pub(crate) fn record_error(&mut self, ino: Ino) {
+        let inode = self.inode_mut(ino);
+        inode.err_seq += 1;
+        inode.err_unseen = true;
+    }
+
+    /// A failed writeback of `ino`: the operations it had marked written from `from` on are
+    /// dropped (`linux`: marked clean, never durable), and the error recorded.
+    pub(crate) fn fail_written(&mut self, ino: Ino, from: usize) {
+        let page = self.page_bytes.max(1);
+        let inode = self.inode_mut(ino);
+        let to = inode.written;
+        for p in inode.pending.drain(from..to) {
+            if let DataOp::Write { offset, data, .. } = &p.op {
+                let end = offset + data.len() as u64;
+                inode.dropped_pages.extend(offset / page..end.div_ceil(page));
+            }
+        }
+        inode.written = from;
+        self.record_error(ino);
+    }
+
+    /// A failed journal commit: the filesystem shuts down, and nothing unsynced will ever reach
+    /// the disk (reads still see the cache).
+    pub(crate) fn shut_down(&mut self) {
+        for ino in 0..self.inodes.len() {
+            self.inode_mut(ino as Ino).pending.clear();
+            self.forget_dirt(ino as Ino);
+        }
+        self.pending_dir.clear();
     }
 
     /// `btrfs-revert` EIO: the cache forgets everything not durable.

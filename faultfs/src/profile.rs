@@ -16,6 +16,11 @@
 //!   page-cache filesystem). Without it, each write's part of a page lands on its own.
 //! - `torn_sectors`: `none`; `split` (the first part of the page new, the rest old); or
 //!   `split_or_garbage` (also: the sector holds garbage; only without `atomic_sector_writes`).
+//! - `powersafe_overwrite`: a torn or garbled write never garbles the bytes around it. Off, garbage
+//!   covers the whole sector a write touched, synced neighbours included (SQLite's crash VFS
+//!   without `SQLITE_IOCAP_POWERSAFE_OVERWRITE`). Garbage itself is what a disk exposes: the
+//!   program's own older records from removed files, or random bytes with plausible small
+//!   lengths in them.
 //! - `reorder`: `true` lets any subset of a file's unsynced pages land; `false` only a prefix of
 //!   them in issue order. There is never an order between files.
 //! - `size_before_data`: a write that grows a file may persist its new size without its data: the
@@ -149,6 +154,7 @@ pub struct Profile {
     pub atomic_sector_writes: bool,
     pub page_snapshots: bool,
     pub torn_sectors: TornSectors,
+    pub powersafe_overwrite: bool,
     pub reorder: bool,
     pub size_before_data: SizeBeforeData,
     pub dir_ops: DirOps,
@@ -173,6 +179,7 @@ impl Profile {
             atomic_sector_writes: true,
             page_snapshots: true,
             torn_sectors: TornSectors::None,
+            powersafe_overwrite: true,
             reorder: false,
             size_before_data: SizeBeforeData::Off,
             dir_ops: DirOps::Ordered,
@@ -198,6 +205,7 @@ impl Profile {
             atomic_sector_writes: true,
             page_snapshots: true,
             torn_sectors: TornSectors::Split,
+            powersafe_overwrite: true,
             reorder: true,
             size_before_data: SizeBeforeData::Zeros,
             dir_ops: DirOps::Ordered,
@@ -233,6 +241,7 @@ impl Profile {
             atomic_sector_writes: false,
             page_snapshots: false,
             torn_sectors: TornSectors::SplitOrGarbage,
+            powersafe_overwrite: true,
             reorder: true,
             size_before_data: SizeBeforeData::ZerosOrGarbage,
             dir_ops: DirOps::AnySubset,
@@ -332,6 +341,7 @@ struct Overrides {
     atomic_sector_writes: Option<bool>,
     page_snapshots: Option<bool>,
     torn_sectors: Option<TornSectors>,
+    powersafe_overwrite: Option<bool>,
     reorder: Option<bool>,
     size_before_data: Option<SizeBeforeData>,
     dir_ops: Option<DirOps>,
@@ -357,6 +367,7 @@ impl Overrides {
         p.atomic_sector_writes = self.atomic_sector_writes.unwrap_or(p.atomic_sector_writes);
         p.page_snapshots = self.page_snapshots.unwrap_or(p.page_snapshots);
         p.torn_sectors = self.torn_sectors.unwrap_or(p.torn_sectors);
+        p.powersafe_overwrite = self.powersafe_overwrite.unwrap_or(p.powersafe_overwrite);
         p.reorder = self.reorder.unwrap_or(p.reorder);
         p.size_before_data = self.size_before_data.unwrap_or(p.size_before_data);
         p.dir_ops = self.dir_ops.unwrap_or(p.dir_ops);

@@ -30,7 +30,7 @@ use crate::trace::{Call, Outcome, TraceEntry};
 use powercut_vfs::{OpenOptions, PowerLost, SyncMode, Vfs, VfsFile, check_name};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
@@ -123,6 +123,10 @@ struct Inner {
     first_pass_done: bool,
     /// This filesystem's background writeback threshold (drawn around the profile's).
     background_bytes: Option<u64>,
+    /// A journal commit failed: the filesystem is read-only.
+    shut_down: bool,
+    /// Scheduled writeback and commit faults that have fired (each fires once).
+    spent: BTreeSet<u64>,
     /// Operations started so far (the last one's number).
     ops: u64,
     capture_at: BTreeSet<u64>,
@@ -141,6 +145,8 @@ pub struct SimFile {
     ino: Ino,
     name: Rc<str>,
     sync: SyncMode,
+    /// The file's write errors this descriptor has reported (errseq).
+    seen: Cell<u32>,
 }
 
 impl fmt::Debug for SimFile {
@@ -162,12 +168,20 @@ fn eio(name: &str, what: &str) -> io::Error {
     io::Error::other(format!("{name}: {what}: EIO (input/output error)"))
 }
 
+fn erofs(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ReadOnlyFilesystem,
+        format!("{name}: read-only file system (EROFS): a journal commit failed earlier"),
+    )
+}
+
 fn errno_name(err: &io::Error) -> &'static str {
     match err.kind() {
         io::ErrorKind::NotFound => "ENOENT",
         io::ErrorKind::AlreadyExists => "EEXIST",
         io::ErrorKind::InvalidInput => "EINVAL",
         io::ErrorKind::StorageFull => "ENOSPC",
+        io::ErrorKind::ReadOnlyFilesystem => "EROFS",
         _ => "EIO",
     }
 }
@@ -186,7 +200,8 @@ impl SimFs {
         SimFs::new(SimConfig::new(profile).latency(Latency::zero()))
     }
 
-    pub(crate) fn from_model(config: Rc<SimConfig>, model: Model, now: Duration) -> SimFs {
+    pub(crate) fn from_model(config: Rc<SimConfig>, mut model: Model, now: Duration) -> SimFs {
+        model.page_bytes = u64::from(config.profile.page_bytes);
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         // The kernel's threshold is a share of free memory, which differs from run to run: each
         // filesystem draws its own within a quarter of the profile's.
@@ -211,6 +226,8 @@ impl SimFs {
             rest_due: None,
             first_pass_done: false,
             background_bytes,
+            shut_down: false,
+            spent: BTreeSet::new(),
             ops: 0,
             capture_at: BTreeSet::new(),
             cut_at: None,
@@ -422,7 +439,6 @@ impl Inner {
             return;
         }
         if let Some(w) = self.config.profile.writeback {
-            let page = u64::from(self.config.profile.page_bytes);
             // Events in time order, a commit first on a tie (the kernel's first pass lands just
             // after the 5 s commit). Bounded: each event moves its time forward by a positive
             // interval, or clears `rest_due`.
@@ -434,8 +450,7 @@ impl Inner {
                 }
                 self.now = self.now.max(next);
                 if next == self.next_commit {
-                    self.model.commit_written(page);
-                    self.model.commit_dir();
+                    self.commit();
                     self.next_commit += Duration::from_millis(w.metadata_commit_ms.unwrap_or(0));
                 } else if next == rest {
                     self.rest_due = None;
@@ -462,10 +477,9 @@ impl Inner {
             return;
         }
         let expire = Duration::from_millis(w.dirty_expire_ms);
-        let page = u64::from(self.config.profile.page_bytes);
         for ino in dirty {
             if self.model.inode(ino).dirty_since.is_some_and(|t| t + expire <= at) {
-                self.model.write_back(ino, None, page);
+                self.write_back_inode(ino, None);
             }
         }
         self.commit_unless_journaled();
@@ -473,10 +487,9 @@ impl Inner {
 
     /// Write back the oldest dirty data, up to `budget` bytes (`None`: all of it).
     fn write_back_all(&mut self, budget: Option<u64>) {
-        let page = u64::from(self.config.profile.page_bytes);
         let mut left = budget;
         for ino in self.model.dirty_inodes() {
-            let done = self.model.write_back(ino, left, page);
+            let done = self.write_back_inode(ino, left);
             if let Some(l) = left.as_mut() {
                 *l -= done;
                 if *l == 0 {
@@ -563,7 +576,14 @@ impl Inner {
         self.advance_to(t);
         entry.at = self.now;
         let fired_before = self.fired.len();
-        let result = body(self, n);
+        let read_only = self.shut_down
+            && (call.is_sync()
+                || matches!(call, Call::Write | Call::SetLen | Call::Rename | Call::Remove));
+        let result = if read_only {
+            Err(erofs(entry.file.as_deref().unwrap_or(".")))
+        } else {
+            body(self, n)
+        };
         if self.config.profile.sync_on_completion && call.mutates() && result.is_ok() {
             self.model.flush_all();
         }
@@ -589,6 +609,7 @@ impl Inner {
         let rate = match fault {
             Fault::SyncEio => faults.sync_eio_rate,
             Fault::WriteEio => faults.write_eio_rate,
+            Fault::WritebackEio | Fault::CommitEio => return self.deferred_fault(fault),
         };
         let random = rate > 0.0 && self.rng.random_bool(rate.min(1.0));
         if scheduled || random {
@@ -597,19 +618,103 @@ impl Inner {
         scheduled || random
     }
 
+    /// Should a writeback or commit fault fire now? A scheduled one fires once, at the first
+    /// writeback or commit at or after its operation; it is recorded at the operation running
+    /// now, where a schedule replaying it fires it again.
+    fn deferred_fault(&mut self, fault: Fault) -> bool {
+        let n = self.ops;
+        let faults = &self.config.faults;
+        let due = faults
+            .at_ops
+            .range(..=n)
+            .find(|(op, f)| **f == fault && !self.spent.contains(op))
+            .map(|(op, _)| *op);
+        let rate = if fault == Fault::CommitEio {
+            faults.commit_eio_rate
+        } else {
+            faults.writeback_eio_rate
+        };
+        let random = rate > 0.0 && self.rng.random_bool(rate.min(1.0));
+        if let Some(op) = due {
+            self.spent.insert(op);
+        }
+        if due.is_some() || random {
+            self.fired.push((n, fault));
+        }
+        due.is_some() || random
+    }
+
+    /// A journal commit: what writeback wrote and the pending directory operations become
+    /// durable — unless an injected fault fails it, which shuts the filesystem down.
+    fn commit(&mut self) -> bool {
+        if self.shut_down {
+            return false;
+        }
+        if self.deferred_fault(Fault::CommitEio) {
+            self.shut_down = true;
+            self.model.shut_down();
+            return false;
+        }
+        self.model.commit_written(u64::from(self.config.profile.page_bytes));
+        self.model.commit_dir();
+        true
+    }
+
+    /// Writeback of `ino` (up to `budget` bytes), failing it if a fault says so. Returns the
+    /// bytes written.
+    fn write_back_inode(&mut self, ino: Ino, budget: Option<u64>) -> u64 {
+        let page = u64::from(self.config.profile.page_bytes);
+        let before = self.model.inode(ino).written;
+        let done = self.model.write_back(ino, budget, page);
+        if self.model.inode(ino).written > before && self.deferred_fault(Fault::WritebackEio) {
+            match self.config.faults.eio_semantics {
+                EioSemantics::Linux => self.model.fail_written(ino, before),
+                EioSemantics::BtrfsRevert => {
+                    self.model.revert(ino);
+                    self.model.record_error(ino);
+                }
+                EioSemantics::Sticky => {
+                    // The pages stay dirty, unwritten; every later sync fails.
+                    let inode = self.model.inode_mut(ino);
+                    inode.written = before;
+                    inode.sticky_eio = true;
+                    inode.unwritten_bytes += done;
+                    self.model.dirty_bytes += done;
+                    self.model.record_error(ino);
+                }
+            }
+        }
+        done
+    }
+
     /// Make `ino` durable (fsync if `metadata`, else fdatasync), or fail it with EIO.
-    fn sync_file(&mut self, n: u64, ino: Ino, metadata: bool, name: &str) -> io::Result<()> {
+    /// `seen` is the descriptor's errseq cursor: an error recorded on the file since it last
+    /// looked is reported once, after the data is written.
+    fn sync_file(
+        &mut self,
+        n: u64,
+        ino: Ino,
+        metadata: bool,
+        name: &str,
+        seen: &Cell<u32>,
+    ) -> io::Result<()> {
         let what = if metadata { "fsync" } else { "fdatasync" };
         if self.model.inode(ino).sticky_eio {
             return Err(eio(name, what));
         }
         if self.fault(n, Fault::SyncEio) {
             match self.config.faults.eio_semantics {
-                EioSemantics::Linux => self.model.drop_pending(ino),
+                EioSemantics::Linux => {
+                    // Some pages may have reached the disk before the error.
+                    let pending = self.model.inode(ino).pending.len();
+                    let persisted = self.rng.random_range(0..=pending);
+                    self.model.drop_pending(ino, persisted);
+                }
                 EioSemantics::BtrfsRevert => self.model.revert(ino),
                 EioSemantics::Sticky => self.model.inode_mut(ino).sticky_eio = true,
             }
-            return Err(eio(name, what));
+            self.model.record_error(ino);
+            return Err(self.report_error(ino, seen, name, what));
         }
         // A journal commit is needed for the mtime (fsync), a size change, or a new entry.
         let needs_commit = metadata || {
@@ -625,13 +730,31 @@ impl Inner {
         self.model.flush_inode(ino, metadata);
         let profile = &self.config.profile;
         if profile.fsync_commits_journal && needs_commit {
-            self.model.commit_written(u64::from(profile.page_bytes));
-            self.model.commit_dir();
+            if !self.commit() {
+                return Err(eio(name, &format!("{what}: the journal commit failed")));
+            }
         } else if profile.file_sync_persists_entry {
             let ordered = profile.dir_ops == crate::profile::DirOps::Ordered;
             self.model.commit_dir_for(ino, ordered);
         }
+        if self.model.inode(ino).err_seq > seen.get() {
+            return Err(self.report_error(
+                ino,
+                seen,
+                name,
+                &format!("{what} (an earlier writeback)"),
+            ));
+        }
         Ok(())
+    }
+
+    /// Report the file's latest error through a descriptor: it has seen it now, and so has
+    /// someone.
+    fn report_error(&mut self, ino: Ino, seen: &Cell<u32>, name: &str, what: &str) -> io::Error {
+        let inode = self.model.inode_mut(ino);
+        seen.set(inode.err_seq);
+        inode.err_unseen = false;
+        eio(name, what)
     }
 
     /// Bytes of a `len`-byte write at `offset` to `ino` that fit under the capacity.
@@ -675,14 +798,23 @@ impl Vfs for SimFs {
                     }
                     _ => {}
                 }
+                let exists = s.model.lookup(name).is_some();
+                if s.shut_down && (!exists || options.truncate) {
+                    return Err(erofs(name));
+                }
                 let now = s.now;
                 s.model.apply_unsynced(&op, n, now);
                 let ino = s.lookup(name)?;
-                s.model.inode_mut(ino).open_handles += 1;
-                Ok((ino, 0))
+                let inode = s.model.inode_mut(ino);
+                inode.open_handles += 1;
+                // errseq_sample: an error no one has reported yet is reported here too.
+                let seen = if inode.err_unseen { inode.err_seq - 1 } else { inode.err_seq };
+                Ok(((ino, seen), 0))
             },
         )?;
-        Ok(SimFile { fs: self.clone(), ino, name: rc, sync: options.sync })
+        let (ino, seen) = ino;
+        let seen = Cell::new(seen);
+        Ok(SimFile { fs: self.clone(), ino, name: rc, sync: options.sync, seen })
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -723,7 +855,14 @@ impl Vfs for SimFs {
             if s.fault(n, Fault::SyncEio) {
                 return Err(eio(".", "fsync of the directory"));
             }
-            s.model.commit_dir();
+            // On a journaled filesystem a directory fsync is a journal commit.
+            if s.config.profile.fsync_commits_journal {
+                if !s.commit() {
+                    return Err(eio(".", "fsync of the directory: the journal commit failed"));
+                }
+            } else {
+                s.model.commit_dir();
+            }
             Ok(((), 0))
         })
     }
@@ -766,7 +905,7 @@ impl VfsFile for SimFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        let (ino, name, sync) = (self.ino, &self.name, self.sync);
+        let (ino, name, sync, seen) = (self.ino, &self.name, self.sync, &self.seen);
         let data: Rc<[u8]> = Rc::from(buf);
         let op = Op::Write { ino, offset, data: data.clone() };
         let call = Call::Write;
@@ -791,8 +930,8 @@ impl VfsFile for SimFile {
             latent.retain(|&sec| sec + sector <= offset || sec >= offset + fit);
             match sync {
                 SyncMode::None => {}
-                SyncMode::OSync => s.sync_file(n, ino, true, name)?,
-                SyncMode::ODsync => s.sync_file(n, ino, false, name)?,
+                SyncMode::OSync => s.sync_file(n, ino, true, name, seen)?,
+                SyncMode::ODsync => s.sync_file(n, ino, false, name, seen)?,
             }
             Ok((fit_usize, fit))
         })
@@ -827,16 +966,16 @@ impl VfsFile for SimFile {
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        let (ino, name) = (self.ino, &self.name);
+        let (ino, name, seen) = (self.ino, &self.name, &self.seen);
         self.fs.file_op(self, Call::SyncAll, Op::NoEffect, (0, 0), |s, n| {
-            s.sync_file(n, ino, true, name).map(|()| ((), 0))
+            s.sync_file(n, ino, true, name, seen).map(|()| ((), 0))
         })
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let (ino, name) = (self.ino, &self.name);
+        let (ino, name, seen) = (self.ino, &self.name, &self.seen);
         self.fs.file_op(self, Call::SyncData, Op::NoEffect, (0, 0), |s, n| {
-            s.sync_file(n, ino, false, name).map(|()| ((), 0))
+            s.sync_file(n, ino, false, name, seen).map(|()| ((), 0))
         })
     }
 }

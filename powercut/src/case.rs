@@ -181,15 +181,17 @@ pub fn format_ops(ops: &[u32]) -> String {
 
 /// Parse `12:sync-eio,40:write-eio`.
 pub fn parse_faults(text: &str) -> Result<BTreeMap<u64, Fault>, String> {
-    let bad = || format!("--faults {text:?}: expected OP:KIND pairs like 12:sync-eio,40:write-eio");
+    let bad = || {
+        let kinds: Vec<&str> = Fault::NAMES.iter().map(|(_, n)| *n).collect();
+        format!(
+            "--faults {text:?}: expected OP:KIND pairs like 12:sync-eio,40:write-eio (kinds: {})",
+            kinds.join(", ")
+        )
+    };
     let mut out = BTreeMap::new();
     for part in text.split(',').filter(|p| !p.is_empty()) {
         let (op, kind) = part.split_once(':').ok_or_else(bad)?;
-        let fault = match kind {
-            "sync-eio" => Fault::SyncEio,
-            "write-eio" => Fault::WriteEio,
-            _ => return Err(bad()),
-        };
+        let fault = Fault::named(kind).ok_or_else(bad)?;
         out.insert(op.parse().map_err(|_| bad())?, fault);
     }
     Ok(out)
@@ -197,11 +199,7 @@ pub fn parse_faults(text: &str) -> Result<BTreeMap<u64, Fault>, String> {
 
 /// `12:sync-eio,40:write-eio`.
 pub fn format_faults(faults: &BTreeMap<u64, Fault>) -> String {
-    let kind = |f: &Fault| match f {
-        Fault::SyncEio => "sync-eio",
-        Fault::WriteEio => "write-eio",
-    };
-    faults.iter().map(|(op, f)| format!("{op}:{}", kind(f))).collect::<Vec<_>>().join(",")
+    faults.iter().map(|(op, f)| format!("{op}:{}", f.name())).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ fn scenario(st: &Strategy, profile: &Profile, kind: CrashKind, seeds: u64) -> Sc
             after_recovery_writes: 0,
             sync_eio_rate: 0.0,
             write_eio_rate: 0.0,
+            writeback_eio_rate: 0.0,
+            commit_eio_rate: 0.0,
             eio_semantics: EioSemantics::Linux,
             capacity_bytes: None,
             bit_flips: 0,

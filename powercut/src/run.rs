@@ -219,6 +219,8 @@ pub(crate) fn sim_config(scenario: &Scenario, fs_seed: u64) -> SimConfig {
     let faults = FaultPlan {
         sync_eio_rate: f.sync_eio_rate,
         write_eio_rate: f.write_eio_rate,
+        writeback_eio_rate: f.writeback_eio_rate,
+        commit_eio_rate: f.commit_eio_rate,
         eio_semantics: f.eio_semantics,
         capacity_bytes: f.capacity_bytes,
         ..FaultPlan::none()
@@ -303,6 +305,8 @@ fn live<S: Subject>(
         config_fs.faults.at_ops = faults;
         config_fs.faults.sync_eio_rate = 0.0;
         config_fs.faults.write_eio_rate = 0.0;
+        config_fs.faults.writeback_eio_rate = 0.0;
+        config_fs.faults.commit_eio_rate = 0.0;
     }
     let fs = SimFs::new(config_fs);
     fs.set_tracing(focus.detail);

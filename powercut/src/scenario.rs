@@ -168,6 +168,12 @@ pub struct Faults {
     /// Probability that a write fails with EIO.
     pub write_eio_rate: f64,
     #[serde(default)]
+    /// Probability that the background writeback of a file fails.
+    pub writeback_eio_rate: f64,
+    #[serde(default)]
+    /// Probability that a journal commit fails, shutting the filesystem down read-only.
+    pub commit_eio_rate: f64,
+    #[serde(default)]
     /// What a failed fsync leaves behind (`linux`, `btrfs-revert`, `sticky`).
     pub eio_semantics: EioSemantics,
     #[serde(default)]
@@ -279,9 +285,12 @@ impl Scenario {
         if f.crash.power_cut == 0 && f.crash.kill == 0 {
             return field("faults.crash", "power_cut and kill weights cannot both be 0");
         }
-        for (name, rate) in
-            [("faults.sync_eio_rate", f.sync_eio_rate), ("faults.write_eio_rate", f.write_eio_rate)]
-        {
+        for (name, rate) in [
+            ("faults.sync_eio_rate", f.sync_eio_rate),
+            ("faults.write_eio_rate", f.write_eio_rate),
+            ("faults.writeback_eio_rate", f.writeback_eio_rate),
+            ("faults.commit_eio_rate", f.commit_eio_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return field(name, &format!("{rate} is not a probability in [0, 1]"));
             }

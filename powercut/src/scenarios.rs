@@ -22,6 +22,7 @@ suite!(
     "bit-rot",
     "checkpoint-ext4",
     "checkpoint-posix",
+    "commit-eio-ext4",
     "crash-during-recovery",
     "enospc",
     "exhaustive-small",
@@ -38,9 +39,11 @@ suite!(
     "o_dsync",
     "o_sync-ext4",
     "o_sync-posix",
+    "recycled-blocks",
     "rotation-heavy",
     "throughput-1k",
     "torn-tail-then-writes",
+    "writeback-eio-ext4",
 );
 
 /// Every scenario of the default suite, in file name order.

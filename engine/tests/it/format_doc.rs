@@ -18,14 +18,14 @@ fn documented_bytes(marker: &str) -> Vec<u8> {
 #[test]
 fn the_documented_record_decodes_to_the_documented_fields() {
     let bytes = documented_bytes("Example record");
-    let (record, n) = decode_record(&bytes).expect("the documented record is valid");
+    let (record, n) = decode_record(1, &bytes).expect("the documented record is valid");
     assert_eq!(n, bytes.len());
     assert_eq!(record.seq, 7);
     assert_eq!(record.timestamp_ns, 1_000_000);
     assert!(!record.tombstone);
     assert_eq!(record.key, b"k1");
     assert_eq!(record.value, b"hello");
-    assert_eq!(bytes, encode_record(7, 1_000_000, false, b"k1", b"hello"));
+    assert_eq!(bytes, encode_record(1, 7, 1_000_000, false, b"k1", b"hello"));
 }
 
 #[test]

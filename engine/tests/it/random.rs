@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A valid data file of `n` records, and its hint.
-fn valid_files(rng: &mut ChaCha8Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
+fn valid_files(rng: &mut ChaCha8Rng, id: u32, n: usize) -> (Vec<u8>, Vec<u8>) {
     let mut data = Vec::new();
     let mut hints = Vec::new();
     for i in 0..n {
@@ -22,7 +22,7 @@ fn valid_files(rng: &mut ChaCha8Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
             tombstone,
             key: key.clone(),
         });
-        data.extend(encode_record(i as u64 + 1, 0, tombstone, &key, &value));
+        data.extend(encode_record(id, i as u64 + 1, 0, tombstone, &key, &value));
     }
     let hint = encode_hint(data.len() as u64, &hints);
     (data, hint)
@@ -54,7 +54,7 @@ fn recovery_never_panics_and_never_serves_unwritten_values() {
         let files = rng.random_range(1..4u32);
         for id in 1..=files {
             let n = rng.random_range(0..12);
-            let (mut data, mut hint) = valid_files(&mut rng, n);
+            let (mut data, mut hint) = valid_files(&mut rng, id, n);
             if rng.random_ratio(2, 3) {
                 mutate(&mut rng, &mut data);
             }

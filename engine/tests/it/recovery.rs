@@ -21,7 +21,7 @@ fn with_tail(tail: &[u8]) -> (SimFs, u64) {
 }
 
 fn torn_record() -> Vec<u8> {
-    let whole = engine::format::encode_record(4, 0, false, b"key0003", &value(3, 20));
+    let whole = engine::format::encode_record(1, 4, 0, false, b"key0003", &value(3, 20));
     whole[..whole.len() - 5].to_vec()
 }
 
@@ -68,7 +68,7 @@ fn append_after_torn_tail_puts_new_records_behind_garbage() {
 #[test]
 fn the_first_bad_record_ends_the_log_and_skipping_it_serves_what_came_after() {
     let mut tail = vec![0u8; 64]; // a hole: size persisted, data did not
-    tail.extend(engine::format::encode_record(9, 0, false, b"later", b"write"));
+    tail.extend(engine::format::encode_record(1, 9, 0, false, b"later", b"write"));
     for (config, sees_later) in [(osync(), false), (with_bug(osync(), "skip-bad-records"), true)] {
         let (fs, _) = with_tail(&tail);
         let state = recover(&fs, config);

@@ -3,7 +3,7 @@
 //! never yields the state, and a profile without it does.
 
 use crate::*;
-use faultfs::CrashSpace;
+use faultfs::{CrashSpace, Latency, SimConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -158,4 +158,47 @@ fn an_ext4_fsync_commits_the_whole_journal_transaction() {
     // POSIX promises none of it.
     assert!(!rename_durable_after(Profile::posix(), false, fsync));
     assert!(!rename_durable_after(Profile::posix(), true, fdatasync));
+}
+
+#[test]
+fn garbage_is_what_a_disk_exposes_stale_records_or_plausible_lengths() {
+    // A removed file's checksum-valid records are what a recycled block exposes; data=ordered
+    // exposes zeros instead.
+    // Garbage is seeded per piece and filesystem: eight filesystems give eight draws.
+    let tails = |profile: Profile| {
+        let mut out = Vec::new();
+        for seed in 0..8 {
+            let config = SimConfig::new(profile.clone()).latency(Latency::zero()).seed(seed);
+            let fs = SimFs::new(config);
+            drop(durable_file(&fs, "old.log", &b"OLDRECORD".repeat(200)));
+            fs.remove("old.log").unwrap();
+            fs.sync_dir().unwrap();
+            let f = durable_file(&fs, "log", b"");
+            f.write_all_at(&[b'n'; 1500], 0).unwrap();
+            let tails = seen(&fs, "log", 200).into_iter().flatten();
+            out.extend(tails.filter(|c| c.first() != Some(&b'n') && !c.is_empty()));
+        }
+        out
+    };
+    let stale = |tail: &Vec<u8>| tail.windows(9).any(|w| w == b"OLDRECORD");
+    let small_length = |tail: &Vec<u8>| {
+        tail.chunks_exact(4).any(|w| (1..=256).contains(&u32::from_le_bytes(w.try_into().unwrap())))
+    };
+    let writeback = tails(Profile::ext4_writeback());
+    assert!(writeback.iter().any(stale), "a stale record from the removed file");
+    assert!(writeback.iter().any(|t| !stale(t) && small_length(t)), "random with small lengths");
+    let ordered = tails(Profile::ext4_ordered());
+    assert!(!ordered.is_empty() && ordered.iter().all(|t| t.iter().all(|b| *b == 0)), "zeros only");
+}
+
+#[test]
+fn without_powersafe_overwrite_a_garbled_sector_takes_its_synced_neighbours() {
+    let neighbours_garbled = |profile: Profile| {
+        let fs = SimFs::with_profile(profile);
+        let f = durable_file(&fs, "f", &[b'o'; 512]);
+        f.write_all_at(&[b'n'; 12], 500).unwrap();
+        seen(&fs, "f", 500).iter().any(|c| c.as_ref().unwrap()[..500].iter().any(|b| *b != b'o'))
+    };
+    assert!(!neighbours_garbled(Profile::posix()));
+    assert!(neighbours_garbled(Profile { powersafe_overwrite: false, ..Profile::posix() }));
 }

@@ -22,6 +22,13 @@ fn the_correct_engine_passes_the_whole_default_suite() {
 #[test]
 fn every_engine_bug_switch_is_caught_by_the_default_suite() {
     assert_eq!(CAUGHT_BY.len(), engine::BUGS.len());
+    let docs = include_str!("../../../docs/scenarios.md");
+    for (bug, what) in engine::BUGS {
+        assert!(
+            docs.contains(&format!("| `{bug}` | {what} |")),
+            "{bug} is not in docs/scenarios.md"
+        );
+    }
     for (bug, name, class) in CAUGHT_BY {
         assert!(engine::BUGS.iter().any(|(b, _)| *b == bug), "{bug} is not a switch");
         let s = scenario(name);

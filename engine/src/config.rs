@@ -150,10 +150,13 @@ pub struct EngineBugs {
     /// Record CRCs do not cover the file id: a removed file's stale record that a crash exposes
     /// inside a new file passes its CRC and is taken for a write.
     pub crc_ignores_file: bool,
+    /// Recovery takes a failed read for the end of the log and truncates there, dropping the
+    /// durable records after an unreadable sector without a word.
+    pub read_error_ends_log: bool,
 }
 
 /// The CLI names of the bug switches, with one-line descriptions.
-pub const BUGS: [(&str, &str); 11] = [
+pub const BUGS: [(&str, &str); 12] = [
     ("no-fsync", "acknowledge writes as durable without ever syncing (flush only)"),
     ("no-dir-fsync-on-rotate", "create a new data file without fsyncing the directory"),
     ("hint-in-place", "write merge hint files in place instead of temp + fsync + rename"),
@@ -168,6 +171,7 @@ pub const BUGS: [(&str, &str); 11] = [
         "crc-ignores-file",
         "record CRCs do not cover the file: stale records from removed files pass",
     ),
+    ("read-error-ends-log", "recovery takes a read error for the end of the log and truncates"),
 ];
 
 impl EngineBugs {
@@ -190,6 +194,7 @@ impl EngineBugs {
             "append-after-torn-tail" => &mut self.append_after_torn_tail,
             "batch-not-atomic" => &mut self.batch_not_atomic,
             "crc-ignores-file" => &mut self.crc_ignores_file,
+            "read-error-ends-log" => &mut self.read_error_ends_log,
             _ => {
                 let names: Vec<&str> = BUGS.iter().map(|(n, _)| *n).collect();
                 return Err(format!("unknown engine bug {name:?}; accepted: {}", names.join(", ")));
@@ -225,6 +230,7 @@ impl EngineBugs {
             self.append_after_torn_tail,
             self.batch_not_atomic,
             self.crc_ignores_file,
+            self.read_error_ends_log,
         ];
         BUGS.iter().zip(on).filter(|(_, on)| *on).map(|((n, _), _)| *n).collect()
     }

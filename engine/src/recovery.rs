@@ -49,6 +49,10 @@ pub struct RecoveryReport {
     pub corrupt: Vec<Corruption>,
     /// Bad ranges skipped over (only with the `skip-bad-records` bug).
     pub skipped: Vec<Corruption>,
+    /// Records the torn-tail truncation dropped although they were whole and sealed to the file:
+    /// the bad record before them was mid-log damage, or a torn write the crash landed later
+    /// records after. Recovery cannot tell which, so it says what it dropped.
+    pub dropped: Option<Corruption>,
     pub temp_files_removed: Vec<String>,
     /// Names in the directory this engine does not own (left alone).
     pub ignored: Vec<String>,
@@ -118,10 +122,33 @@ fn scan(id: u32, bytes: &[u8], skip_bad: bool, batch_not_atomic: bool) -> Scan {
     s
 }
 
-fn read_all<F: VfsFile>(file: &F) -> Result<Vec<u8>> {
+fn read_all<F: VfsFile>(file: &F, error_ends_log: bool) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    file.read_to_end(&mut buf).map_err(Error::io("recovery: read"))?;
+    if !error_ends_log {
+        file.read_to_end(&mut buf).map_err(Error::io("recovery: read"))?;
+        return Ok(buf);
+    }
+    // The `read-error-ends-log` bug: read in pages, and take a failed read for the end.
+    let len = file.len().map_err(Error::io("recovery: length"))?;
+    let mut page = [0u8; 4096];
+    while (buf.len() as u64) < len {
+        let want = ((len - buf.len() as u64) as usize).min(page.len());
+        match file.read_at(&mut page[..want], buf.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&page[..n]),
+            Err(e) if powercut_vfs::is_power_cut(&e) => {
+                return Err(Error::io("recovery: read")(e));
+            }
+            Err(_) => break,
+        }
+    }
     Ok(buf)
+}
+
+/// Offset of the first whole record sealed to file `seal` that starts after `from`, if any.
+fn next_sealed_record(seal: u32, bytes: &[u8], from: usize) -> Option<usize> {
+    // Bounded: one header check per byte; a CRC only where a header is sane.
+    (from + 1..bytes.len()).find(|&at| check_record(seal, &bytes[at..]).is_ok())
 }
 
 impl<V: Vfs> Engine<V> {
@@ -156,7 +183,7 @@ impl<V: Vfs> Engine<V> {
             let name = data_name(id);
             let file =
                 vfs.open(&name, OpenOptions::existing()).map_err(Error::io("recovery: open"))?;
-            let bytes = read_all(&file)?;
+            let bytes = read_all(&file, config.bugs.read_error_ends_log)?;
             report.data_files += 1;
             let from_hint = hint_ids.contains(&id)
                 && Self::load_hint(&vfs, id, bytes.len() as u64, &mut keydir, &mut max_seq);
@@ -192,6 +219,13 @@ impl<V: Vfs> Engine<V> {
                         if config.bugs.append_after_torn_tail {
                             active_len = bytes.len() as u64; // the garbage stays; appends follow it
                         } else {
+                            let seal = bugs.seal(id);
+                            if let Some(at) = next_sealed_record(seal, &bytes, offset as usize) {
+                                let reason = format!("a whole record follows at {at}");
+                                let len = bytes.len() as u64 - offset;
+                                let file = name.clone();
+                                report.dropped = Some(Corruption { file, offset, len, reason });
+                            }
                             file.set_len(offset)
                                 .map_err(Error::io("recovery: truncate torn tail"))?;
                             report.truncated = Some((name.clone(), offset, bytes.len() as u64));
@@ -268,7 +302,7 @@ impl<V: Vfs> Engine<V> {
     /// Load data file `id`'s hint if it is whole and matches; false means "scan instead".
     fn load_hint(vfs: &V, id: u32, data_len: u64, keydir: &mut Keydir, max_seq: &mut u64) -> bool {
         let Ok(file) = vfs.open(&hint_name(id), OpenOptions::existing()) else { return false };
-        let Ok(bytes) = read_all(&file) else { return false };
+        let Ok(bytes) = read_all(&file, false) else { return false };
         let Some((len, entries)) = format::decode_hint(&bytes) else { return false };
         let fits = |e: &format::HintEntry| {
             e.offset

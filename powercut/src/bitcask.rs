@@ -158,4 +158,12 @@ impl Subject for Bitcask {
         );
         notes
     }
+
+    fn recovery_dropped(&self) -> Vec<String> {
+        let r = self.engine.recovery_report();
+        let corrupt = r.corrupt.iter().chain(&r.dropped);
+        corrupt
+            .map(|c| format!("{} at {} ({} bytes): {}", c.file, c.offset, c.len, c.reason))
+            .collect()
+    }
 }

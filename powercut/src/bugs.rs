@@ -4,7 +4,7 @@
 use crate::oracle::Class;
 
 /// (bug switch, the default-suite scenario that catches it, the class it must report)
-pub const CAUGHT_BY: [(&str, &str, Class); 11] = [
+pub const CAUGHT_BY: [(&str, &str, Class); 12] = [
     ("no-fsync", "o_sync-posix", Class::Durability),
     ("no-dir-fsync-on-rotate", "rotation-heavy", Class::Durability),
     ("hint-in-place", "merge-heavy", Class::Durability),
@@ -16,4 +16,5 @@ pub const CAUGHT_BY: [(&str, &str, Class); 11] = [
     ("append-after-torn-tail", "torn-tail-then-writes", Class::Durability),
     ("batch-not-atomic", "atomic-batch-posix", Class::Atomicity),
     ("crc-ignores-file", "recycled-blocks", Class::Resurrection),
+    ("read-error-ends-log", "bit-rot", Class::Durability),
 ];

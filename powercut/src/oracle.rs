@@ -19,8 +19,20 @@
 
 use crate::subject::{Ack, Promise};
 use crate::workload::{is_value, key_bytes, key_number, value_tag};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
+
+/// Corruption the harness injected into a crash image (bit flips, latent sector errors), as the
+/// oracle weighs it: the keys whose records it touched, whose loss it excuses, and whether the
+/// subject's recovery reported dropping data (its other losses then count as reported).
+#[derive(Clone, Debug, Default)]
+pub struct Damage {
+    /// Keys whose records the damage may have touched.
+    pub keys: BTreeSet<u32>,
+    /// Recovery said it dropped data it could not prove torn.
+    pub reported: bool,
+}
 
 /// A named class of violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -302,15 +314,84 @@ impl History {
         format!("write #{i} ({what} {key}, {status})")
     }
 
-    /// Judge `state` against `crash`. With `validity_only` (bit rot was injected) only values are
-    /// checked: rot may legitimately cost data, never garbage.
+    /// Judge `state` against `crash`. With `damage` (corruption was injected), a key the damage
+    /// touched may hold any value its writes wrote, or none; every other key is judged as
+    /// always. A loss there is `durability` (or `ordering`, `resurrection`, `atomicity`) —
+    /// unless recovery reported dropping data, when it counts as a reported loss. Values are
+    /// judged everywhere: corruption may cost data, never serve garbage.
     pub fn judge(
         &self,
         crash: Crash,
         rules: Rules,
         state: &State,
-        validity_only: bool,
+        damage: Option<&Damage>,
     ) -> (Vec<(Class, String)>, Loss) {
+        let (violations, mut loss) = self.judge_keys(crash, rules, state, damage);
+        let lossy = |c: &Class| {
+            matches!(
+                c,
+                Class::Durability | Class::Ordering | Class::Resurrection | Class::Atomicity
+            )
+        };
+        if damage.is_some_and(|d| d.reported)
+            && !violations.is_empty()
+            && violations.iter().all(|(c, _)| lossy(c))
+        {
+            loss.reported_lost += loss.acked_lost.max(1);
+            loss.acked_lost = 0;
+            return (Vec::new(), loss);
+        }
+        (violations, loss)
+    }
+
+    /// The keys whose records in `bytes` (a file as it was before corruption) the damaged range
+    /// `a..b` may have touched: the value it falls in; the next value after it (a record's
+    /// header and key come before its value); the value before it (a trailer comes after); and
+    /// every key spelled within a record's reach of it (a delete has no value).
+    pub fn keys_near(&self, bytes: &[u8], a: u64, b: u64) -> BTreeSet<u32> {
+        const REACH: usize = 256;
+        let a = usize::try_from(a).unwrap_or(usize::MAX).min(bytes.len());
+        let b = usize::try_from(b).unwrap_or(usize::MAX).min(bytes.len()).max(a);
+        let mut out = BTreeSet::new();
+        let (mut before, mut after) = (None, None);
+        // Bounded: `p` advances by at least one byte per step.
+        let mut p = 0;
+        while let Some(off) = bytes.get(p..).and_then(|rest| rest.iter().position(|&c| c == b'w')) {
+            p += off;
+            let tag = value_tag(&bytes[p..]).and_then(|t| usize::try_from(t).ok());
+            if let Some(w) = tag.and_then(|t| self.writes.get(t)) {
+                if let Some(len) = w.value_len {
+                    let end = p + len.max(12) as usize;
+                    if p < b.max(a + 1) && end > a {
+                        out.insert(w.key);
+                    } else if end <= a {
+                        before = Some(w.key);
+                    } else if after.is_none() {
+                        after = Some(w.key);
+                    }
+                }
+            }
+            p += 1;
+        }
+        out.extend(before);
+        out.extend(after);
+        let (lo, hi) = (a.saturating_sub(REACH), (b + REACH).min(bytes.len()));
+        for k in lo..hi {
+            if let Some(n) = bytes.get(k..k + 9).and_then(key_number) {
+                out.insert(n);
+            }
+        }
+        out
+    }
+
+    fn judge_keys(
+        &self,
+        crash: Crash,
+        rules: Rules,
+        state: &State,
+        damage: Option<&Damage>,
+    ) -> (Vec<(Class, String)>, Loss) {
+        let damaged = |key: u32| damage.is_some_and(|d| d.keys.contains(&key));
         let (done, p_max) = self.bounds(crash.op);
         // Observed version of each key: the write index whose value it holds.
         let mut observed: Vec<(u32, usize)> = Vec::with_capacity(state.len());
@@ -346,9 +427,6 @@ impl History {
         }
         // Workload keys have fixed-width digits, so byte order is number order; sort anyway.
         observed.sort_unstable();
-        if validity_only {
-            return (Vec::new(), Loss::default());
-        }
         let covered = self
             .reports
             .iter()
@@ -356,8 +434,9 @@ impl History {
             .map(|r| r.durable_through)
             .max()
             .unwrap_or(0);
-        let required: Vec<usize> =
-            (0..done).filter(|&i| self.required(i, crash, rules, covered)).collect();
+        let required: Vec<usize> = (0..done)
+            .filter(|&i| !damaged(self.writes[i].key) && self.required(i, crash, rules, covered))
+            .collect();
         let p_min = required.last().map_or(0, |i| i + 1);
         // Per-key allowed prefix lengths, intersected.
         debug_assert_eq!(self.per_key.len(), self.writes.len(), "History::index was not called");
@@ -366,6 +445,9 @@ impl History {
         // Both walk the keys in ascending order: a cursor, not a search per key.
         let mut cursor = observed.iter().peekable();
         for (key, idxs) in self.key_writes(p_max) {
+            if damaged(key) {
+                continue; // any value its writes wrote, or none
+            }
             while cursor.next_if(|&&(k, _)| k < key).is_some() {}
             let holds = cursor.peek().filter(|&&&(k, _)| k == key).map(|&&(_, w)| w);
             self.key_set(idxs, holds, (p_max, crash.op), &mut set);
@@ -597,7 +679,39 @@ mod tests {
 
     fn judge(h: &History, kind: CrashKind, s: &State) -> Vec<Class> {
         let crash = Crash { op: 100, at: Duration::from_secs(1), kind };
-        h.judge(crash, RULES, s, false).0.into_iter().map(|(c, _)| c).collect()
+        h.judge(crash, RULES, s, None).0.into_iter().map(|(c, _)| c).collect()
+    }
+
+    #[test]
+    fn under_corruption_only_the_touched_keys_are_excused() {
+        let h = history(Promise::Durable);
+        let crash = Crash { op: 100, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
+        // A log of write #1 (put k1) then write #3 (put k1): damage inside #3's value.
+        let mut log = b"hdr key000001".to_vec();
+        log.extend(value_bytes(1, 20));
+        log.extend(b"hdr key000001");
+        let at = log.len() as u64 + 5;
+        log.extend(value_bytes(3, 30));
+        let keys = h.keys_near(&log, at, at + 1);
+        assert!(keys.contains(&1), "{keys:?}");
+        let damage = Damage { keys, reported: false };
+        // k1 lost its durable write #3: the damage touched it, so that is excused...
+        let judged = |s: &State, d: &Damage| h.judge(crash, RULES, s, Some(d)).0;
+        assert!(judged(&state(&[(1, 1, 20)]), &damage).is_empty());
+        // ...but k0 coming back after its durable delete #2 is not: the damage never touched k0.
+        let classes: Vec<Class> = judged(&state(&[(0, 0, 20), (1, 1, 20)]), &damage)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(classes, [Class::Resurrection]);
+        // Unless recovery reported dropping data: then it is a reported loss, not a violation.
+        let reported = Damage { reported: true, ..damage.clone() };
+        let (v, loss) = h.judge(crash, RULES, &state(&[(0, 0, 20), (1, 1, 20)]), Some(&reported));
+        assert!(v.is_empty() && loss.reported_lost > 0);
+        // Garbage is never excused.
+        let garbage: State =
+            [(key_bytes(1), b"not a value anybody wrote".to_vec())].into_iter().collect();
+        assert_eq!(judged(&garbage, &reported)[0].0, Class::Validity);
     }
 
     #[test]
@@ -626,7 +740,7 @@ mod tests {
             Crash { op: 100, at: Duration::from_secs(1), kind: CrashKind::PowerCut },
             RULES,
             &state(&[(0, 0, 20)]),
-            false,
+            None,
         );
         assert_eq!((loss.acked_lost, loss.bytes_lost), (3, 50));
     }
@@ -645,7 +759,7 @@ mod tests {
         assert_eq!(judge(&h, CrashKind::PowerCut, &state(&[(7, 1, 20)])), [Class::Validity]);
         // A crash at op 3 (during write #1): write #3's value is from the future.
         let crash = Crash { op: 3, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
-        let (v, _) = h.judge(crash, RULES, &state(&[(1, 3, 30)]), false);
+        let (v, _) = h.judge(crash, RULES, &state(&[(1, 3, 30)]), None);
         assert_eq!(v[0].0, Class::Validity);
     }
 
@@ -673,7 +787,7 @@ mod tests {
         assert_eq!(judge(&h, CrashKind::PowerCut, &part), [Class::Atomicity]);
         // A crash while the batch is in flight: all of it or none, still.
         let crash = Crash { op: 4, at: Duration::from_secs(1), kind: CrashKind::PowerCut };
-        assert!(h.judge(crash, RULES, &state(&[(1, 1, 20), (2, 2, 20)]), false).0.is_empty());
-        assert_eq!(h.judge(crash, RULES, &part, false).0[0].0, Class::Atomicity);
+        assert!(h.judge(crash, RULES, &state(&[(1, 1, 20), (2, 2, 20)]), None).0.is_empty());
+        assert_eq!(h.judge(crash, RULES, &part, None).0[0].0, Class::Atomicity);
     }
 }

@@ -4,7 +4,9 @@
 //! Everything here is deterministic: one ChaCha stream per seed, virtual time only, no threads.
 //! The same scenario, seed and binary give the same outcome, byte for byte.
 
-use crate::oracle::{Class, Crash, CrashKind, History, Loss, Report, Rules, State, Status, Write};
+use crate::oracle::{
+    Class, Crash, CrashKind, Damage, History, Loss, Report, Rules, State, Status, Write,
+};
 use crate::scenario::{CrashPoints, Scenario, States};
 use crate::subject::{Ack, BatchOp, Promise, Subject, SubjectError};
 use crate::workload::{self, Op, key_bytes, value_bytes};
@@ -717,6 +719,44 @@ fn crash_images(
     }
 }
 
+/// Inject the scenario's bit flips and latent sector errors into `image`: the keys the damage
+/// touched (from the files as they were before it) and the damaged ranges, (file, start, end).
+/// A latent error makes its whole page unreadable.
+fn rot_image(
+    image: &SimFs,
+    history: &History,
+    rng: &mut ChaCha8Rng,
+    f: &crate::scenario::Faults,
+) -> (Damage, Vec<(String, u64, u64)>) {
+    let before = image.crash_point_now().process_crash(InFlight::Skipped);
+    let page = u64::from(image.config().profile.page_bytes);
+    let mut damage = Damage::default();
+    let mut ranges = Vec::new();
+    for (name, offset, latent) in image.rot(rng, f.bit_flips, f.latent_errors) {
+        let (a, b) = if latent {
+            (offset / page * page, offset / page * page + page)
+        } else {
+            (offset, offset + 1)
+        };
+        let bytes = before.contents(&name).unwrap_or_default();
+        damage.keys.extend(history.keys_near(&bytes, a, b));
+        ranges.push((name, a, b));
+    }
+    (damage, ranges)
+}
+
+/// Did anything read a damaged range of `image` (per its trace)?
+fn read_damage(image: &SimFs, ranges: &[(String, u64, u64)]) -> bool {
+    image.trace().iter().any(|e| {
+        e.call == Call::Read
+            && e.file.as_deref().is_some_and(|name| {
+                ranges
+                    .iter()
+                    .any(|(n, a, b)| n == name && e.offset < *b && *a < e.offset + e.len.max(1))
+            })
+    })
+}
+
 /// Recover from one crash image and run every check on it.
 fn check_image<S: Subject>(
     scenario: &Scenario,
@@ -729,21 +769,24 @@ fn check_image<S: Subject>(
 ) -> (Vec<(Class, String)>, Loss) {
     let f = &scenario.faults;
     let rot = f.bit_flips + f.latent_errors > 0;
-    if rot {
-        image.rot(rng, f.bit_flips, f.latent_errors);
-    }
+    let (mut damage, ranges) =
+        if rot { rot_image(&image, history, rng, f) } else { (Damage::default(), Vec::new()) };
     // A pristine copy of the image, for the crashes during recovery.
     let pristine = (f.crashes_during_recovery > 0).then(|| image.crash_point_now());
     let (mut subject, state) = match state_of::<S>(image.clone(), config) {
         Ok(ok) => ok,
-        Err(e) if rot && f.latent_errors > 0 && !e.message.contains("panicked") => {
-            return (Vec::new(), Loss::default()); // an unreadable sector may stop recovery
+        // A recovery that fails after reading damaged bytes reports the damage: every loss is
+        // reported. One that fails without touching them has no such excuse.
+        Err(e) if rot && !e.message.contains("panicked") && read_damage(&image, &ranges) => {
+            return (Vec::new(), Loss { reported_lost: 1, ..Loss::default() });
         }
         Err(e) => {
             return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
         }
     };
-    let (mut violations, loss) = history.judge(crash, rules, &state, rot);
+    damage.reported = !subject.recovery_dropped().is_empty();
+    let damage = rot.then_some(&damage);
+    let (mut violations, loss) = history.judge(crash, rules, &state, damage);
     if !violations.is_empty() {
         let notes = subject.recovery_notes();
         if !notes.is_empty() {
@@ -789,7 +832,7 @@ fn check_image<S: Subject>(
     if let Some(p) = pristine {
         let levels = f.crashes_during_recovery;
         if let Some(v) =
-            crashes_during_recovery::<S>(config, history, crash, rules, p, levels, rot, rng)
+            crashes_during_recovery::<S>(config, history, crash, rules, p, levels, damage, rng)
         {
             return (vec![(Class::CrashDuringRecovery, v)], loss);
         }
@@ -810,7 +853,7 @@ fn crashes_during_recovery<S: Subject>(
     rules: Rules,
     mut point: CrashPoint,
     levels: u32,
-    rot: bool,
+    damage: Option<&Damage>,
     rng: &mut ChaCha8Rng,
 ) -> Option<String> {
     // The engine died at the first crash: promises bind that matured by then, and every later
@@ -852,7 +895,7 @@ fn crashes_during_recovery<S: Subject>(
                 first_difference(&first, &state)
             ));
         }
-        let (violations, _) = history.judge(as_power_cut, rules, &state, rot);
+        let (violations, _) = history.judge(as_power_cut, rules, &state, damage);
         if let Some((class, m)) = violations.first() {
             return Some(format!(
                 "level {level}: after a power cut at recovery op {cut}: {class}: {m}"

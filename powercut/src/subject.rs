@@ -184,6 +184,15 @@ pub trait Subject: Sized {
     fn recovery_notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What recovery dropped although it may have been durable: whole records after a bad one,
+    /// a damaged range of an older file. When the harness injected corruption into the image
+    /// (bit flips, latent sector errors), losses the corruption did not cause are `durability`
+    /// violations unless recovery reported dropping data here; then they are counted as
+    /// reported losses. Outside injected corruption this is never consulted: a crash alone
+    /// must not cost durable data, reported or not.
+    fn recovery_dropped(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Deserialize a configuration from JSON, naming the path of a bad or unknown field.

@@ -97,7 +97,6 @@ impl<V: Vfs> Engine<V> {
         }
         self.readers.clear();
         self.readers.insert(merged_id, merged);
-        self.scanned.retain(|&(id, _)| id == self.active.id);
         Ok(report)
     }
 

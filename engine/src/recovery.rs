@@ -178,12 +178,11 @@ impl<V: Vfs> Engine<V> {
         let mut readers = BTreeMap::new();
         let mut max_seq = 0u64;
         let mut active_len = 0u64;
-        let mut scanned = Vec::new();
         for &id in &data_ids {
             let name = data_name(id);
             let file =
                 vfs.open(&name, OpenOptions::existing()).map_err(Error::io("recovery: open"))?;
-            let bytes = read_all(&file, config.bugs.read_error_ends_log)?;
+            let mut bytes = read_all(&file, config.bugs.read_error_ends_log)?;
             report.data_files += 1;
             let from_hint = hint_ids.contains(&id)
                 && Self::load_hint(&vfs, id, bytes.len() as u64, &mut keydir, &mut max_seq);
@@ -195,8 +194,22 @@ impl<V: Vfs> Engine<V> {
                     report.hints_rejected += 1;
                 }
                 let bugs = &config.bugs;
-                let scan =
+                let mut found =
                     scan(bugs.seal(id), &bytes, bugs.skip_bad_records, bugs.batch_not_atomic);
+                // A bad record may be a read the device corrupted on the way: read the file
+                // again before believing it (twice), and keep the longest good log.
+                for _ in 0..2 {
+                    if found.bad.is_none() {
+                        break;
+                    }
+                    let again = read_all(&file, bugs.read_error_ends_log)?;
+                    let rescan =
+                        scan(bugs.seal(id), &again, bugs.skip_bad_records, bugs.batch_not_atomic);
+                    if rescan.end > found.end || rescan.bad.is_none() {
+                        (bytes, found) = (again, rescan);
+                    }
+                }
+                let scan = found;
                 keydir.reserve(scan.records.len());
                 for (h, offset) in scan.records {
                     let key_at = offset as usize + RECORD_HEADER_BYTES;
@@ -212,7 +225,6 @@ impl<V: Vfs> Engine<V> {
                     report.skipped.push(Corruption { file: name.clone(), offset, len, reason });
                 }
                 active_len = scan.end;
-                scanned.push((id, scan.end));
                 if let Some((offset, why)) = scan.bad {
                     let len = bytes.len() as u64 - offset;
                     if Some(id) == last_id {
@@ -276,7 +288,6 @@ impl<V: Vfs> Engine<V> {
             checkpoint_in_flight: false,
             poisoned: None,
             recovery: report,
-            scanned,
         };
         if !engine.config.bugs.unsynced_recovery_truncate {
             engine.make_recovered_durable()?;

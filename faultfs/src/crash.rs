@@ -66,7 +66,7 @@ pub enum InFlight {
     Partial { bytes: u64 },
 }
 
-fn mix(seed: u64, salt: u64) -> u64 {
+pub(crate) fn mix(seed: u64, salt: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(&salt.to_le_bytes(), seed)
 }
 

@@ -13,6 +13,12 @@
 //!   (the pages are marked clean: the data vanishes silently unless someone fsyncs), and the error
 //!   is recorded on the file, errseq-style: the next fsync through *every* descriptor opened
 //!   before it reports EIO once (and through one opened later, if no one has seen it yet).
+//! - Device faults, as TigerBeetle's storage simulator has them: `MisdirectedWrite` (a file sync
+//!   lands one write a few pages from its place), `LostFlush` (a file sync acknowledged and lost),
+//!   `ReadEio` (one read fails), `ReadCorrupt` (one read returns a flipped bit), `LatentOnRead`
+//!   (a read finds a latent sector error). Each fault that can cost data records what it may
+//!   have cost ([`crate::SimFs::device_damage`]): the bytes that did not land, or that were
+//!   overwritten, so an oracle can tell the records it touched from the ones it did not.
 //! - `CommitEio`: a journal commit fails: the filesystem shuts down read-only (ext4
 //!   `errors=remount-ro`); every later write, sync, create, rename or remove fails.
 //! - A failed fsync under `linux` may still have persisted some of the file's pages (a prefix of
@@ -66,15 +72,32 @@ pub enum Fault {
     /// durable and the filesystem shuts down read-only (ext4 `errors=remount-ro`): every later
     /// write, sync or directory operation fails.
     CommitEio,
+    /// Device: a file sync lands one of the writes it flushes at the wrong place (a page or a
+    /// few away): checksum-valid data where it does not belong, old data where it does.
+    MisdirectedWrite,
+    /// Device: a file sync is acknowledged and lost: nothing it flushed is durable yet.
+    LostFlush,
+    /// Device: a read fails with EIO this once.
+    ReadEio,
+    /// Device: a read returns one bit flipped; the disk is fine.
+    ReadCorrupt,
+    /// Device: a read finds a latent sector error in the range it reads: it fails with EIO, and
+    /// so does every later read of the page until it is rewritten.
+    LatentOnRead,
 }
 
 impl Fault {
     /// Every fault, with the name schedules use.
-    pub const NAMES: [(Fault, &'static str); 4] = [
+    pub const NAMES: [(Fault, &'static str); 9] = [
         (Fault::SyncEio, "sync-eio"),
         (Fault::WriteEio, "write-eio"),
         (Fault::WritebackEio, "writeback-eio"),
         (Fault::CommitEio, "commit-eio"),
+        (Fault::MisdirectedWrite, "misdirected-write"),
+        (Fault::LostFlush, "lost-flush"),
+        (Fault::ReadEio, "read-eio"),
+        (Fault::ReadCorrupt, "read-corrupt"),
+        (Fault::LatentOnRead, "latent-on-read"),
     ];
 
     /// The name schedules use.
@@ -102,8 +125,19 @@ pub struct FaultPlan {
     pub writeback_eio_rate: f64,
     /// Probability that any one journal commit fails (and the filesystem shuts down).
     pub commit_eio_rate: f64,
+    /// Device faults, each a probability per file sync ([`Fault::MisdirectedWrite`],
+    /// [`Fault::LostFlush`]) or per read ([`Fault::ReadEio`], [`Fault::ReadCorrupt`],
+    /// [`Fault::LatentOnRead`]).
+    pub misdirect_rate: f64,
+    pub lost_flush_rate: f64,
+    pub read_eio_rate: f64,
+    pub read_corrupt_rate: f64,
+    pub latent_on_read_rate: f64,
     /// What a failed sync does to the dirty data.
     pub eio_semantics: EioSemantics,
+    /// A `linux` fsync EIO persists none of the writes it was flushing (the worst case), instead
+    /// of a prefix of them drawn from the seed.
+    pub eio_persists_nothing: bool,
     /// Total bytes the live files may hold; `None` is unlimited.
     pub capacity_bytes: Option<u64>,
 }

@@ -39,5 +39,5 @@ pub use powercut_vfs::{
     is_power_cut,
 };
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
-pub use sim::{Capture, FileState, SimConfig, SimFile, SimFs};
+pub use sim::{Capture, DeviceDamage, FileState, SimConfig, SimFile, SimFs};
 pub use trace::{Call, Outcome, TraceEntry};

@@ -215,6 +215,27 @@ impl Model {
         // Durable and cached may still differ: a `linux` EIO dropped operations the cache kept.
     }
 
+    /// A flush of `ino` in which pending operation `index` (a write) lands at `target` instead
+    /// of its offset. Returns the durable bytes the write overwrote there.
+    pub(crate) fn flush_misdirected(&mut self, ino: Ino, index: usize, target: u64) -> Vec<u8> {
+        let inode = self.inode_mut(ino);
+        let mut overwritten = Vec::new();
+        for (i, p) in inode.pending.drain(..).enumerate() {
+            match &p.op {
+                DataOp::Write { data, .. } if i == index => {
+                    overwritten = vec![0u8; data.len()];
+                    let n = inode.durable.read(&mut overwritten, target);
+                    overwritten.truncate(n);
+                    inode.durable.write(data, target);
+                }
+                op => apply_data_op(&mut inode.durable, op),
+            }
+        }
+        inode.durable_mtime = inode.cached_mtime;
+        self.forget_dirt(ino);
+        overwritten
+    }
+
     /// The inode has nothing left for writeback to write.
     fn forget_dirt(&mut self, ino: Ino) {
         let inode = self.inode_mut(ino);

@@ -69,6 +69,17 @@ impl SimConfig {
     }
 }
 
+/// What a device fault may have cost: `bytes` of `file` at `offset` — data that did not land
+/// where it belonged, or durable data a misplaced write overwrote — recorded at operation `op`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceDamage {
+    pub op: u64,
+    pub fault: Fault,
+    pub file: String,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
 /// What the trace and error messages say about one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileState {
@@ -127,6 +138,8 @@ struct Inner {
     shut_down: bool,
     /// Scheduled writeback and commit faults that have fired (each fires once).
     spent: BTreeSet<u64>,
+    /// What device faults may have cost, in order.
+    damage: Vec<DeviceDamage>,
     /// Operations started so far (the last one's number).
     ops: u64,
     capture_at: BTreeSet<u64>,
@@ -228,6 +241,7 @@ impl SimFs {
             background_bytes,
             shut_down: false,
             spent: BTreeSet::new(),
+            damage: Vec::new(),
             ops: 0,
             capture_at: BTreeSet::new(),
             cut_at: None,
@@ -331,6 +345,11 @@ impl SimFs {
     /// The trace so far.
     pub fn trace(&self) -> Vec<TraceEntry> {
         self.inner.borrow().trace.clone()
+    }
+
+    /// What device faults may have cost so far.
+    pub fn device_damage(&self) -> Vec<DeviceDamage> {
+        self.inner.borrow().damage.clone()
     }
 
     /// Faults that fired, by operation number.
@@ -610,6 +629,11 @@ impl Inner {
             Fault::SyncEio => faults.sync_eio_rate,
             Fault::WriteEio => faults.write_eio_rate,
             Fault::WritebackEio | Fault::CommitEio => return self.deferred_fault(fault),
+            Fault::MisdirectedWrite => faults.misdirect_rate,
+            Fault::LostFlush => faults.lost_flush_rate,
+            Fault::ReadEio => faults.read_eio_rate,
+            Fault::ReadCorrupt => faults.read_corrupt_rate,
+            Fault::LatentOnRead => faults.latent_on_read_rate,
         };
         let random = rate > 0.0 && self.rng.random_bool(rate.min(1.0));
         if scheduled || random {
@@ -705,9 +729,14 @@ impl Inner {
         if self.fault(n, Fault::SyncEio) {
             match self.config.faults.eio_semantics {
                 EioSemantics::Linux => {
-                    // Some pages may have reached the disk before the error.
+                    // Some pages may have reached the disk before the error. Drawn from the
+                    // operation, not the stream, so a schedule replaying the fault draws it too.
                     let pending = self.model.inode(ino).pending.len();
-                    let persisted = self.rng.random_range(0..=pending);
+                    let persisted = if self.config.faults.eio_persists_nothing {
+                        0
+                    } else {
+                        self.op_rng(n, 1).random_range(0..=pending)
+                    };
                     self.model.drop_pending(ino, persisted);
                 }
                 EioSemantics::BtrfsRevert => self.model.revert(ino),
@@ -727,7 +756,40 @@ impl Inner {
             });
             grows || self.model.pending_dir.iter().any(|p| p.op.ino() == ino)
         };
-        self.model.flush_inode(ino, metadata);
+        let pending = &self.model.inode(ino).pending;
+        let writes: Vec<usize> =
+            (0..pending.len()).filter(|&i| matches!(pending[i].op, DataOp::Write { .. })).collect();
+        if !writes.is_empty() && self.fault(n, Fault::LostFlush) {
+            // Acknowledged, and still only in the device's volatile cache: nothing is durable.
+            for i in writes {
+                if let DataOp::Write { offset, data, .. } = &self.model.inode(ino).pending[i].op {
+                    let (offset, bytes) = (*offset, data.to_vec());
+                    self.record_damage(n, Fault::LostFlush, name, offset, bytes);
+                }
+            }
+            return Ok(());
+        }
+        if !writes.is_empty() && self.fault(n, Fault::MisdirectedWrite) {
+            let mut rng = self.op_rng(n, 2);
+            let index = writes[rng.random_range(0..writes.len())];
+            let DataOp::Write { offset, data, .. } = &self.model.inode(ino).pending[index].op
+            else {
+                unreachable!("a write was chosen")
+            };
+            let (offset, bytes) = (*offset, data.to_vec());
+            let page = u64::from(self.config.profile.page_bytes);
+            let pages = rng.random_range(1..=4u64) * page;
+            let target = if rng.random_bool(0.5) || offset < pages {
+                offset + pages
+            } else {
+                offset - pages
+            };
+            self.record_damage(n, Fault::MisdirectedWrite, name, offset, bytes);
+            let overwritten = self.model.flush_misdirected(ino, index, target);
+            self.record_damage(n, Fault::MisdirectedWrite, name, target, overwritten);
+        } else {
+            self.model.flush_inode(ino, metadata);
+        }
         let profile = &self.config.profile;
         if profile.fsync_commits_journal && needs_commit {
             if !self.commit() {
@@ -746,6 +808,50 @@ impl Inner {
             ));
         }
         Ok(())
+    }
+
+    /// A generator for choices a fault at operation `n` makes, independent of the fault stream.
+    fn op_rng(&self, n: u64, salt: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(crate::crash::mix(self.config.seed ^ salt, n))
+    }
+
+    fn record_damage(&mut self, op: u64, fault: Fault, file: &str, offset: u64, bytes: Vec<u8>) {
+        let file = file.to_string();
+        self.damage.push(DeviceDamage { op, fault, file, offset, bytes });
+    }
+
+    /// Device read faults at read operation `n` of `len` bytes at `offset` of `ino`: an error
+    /// (transient, or a latent sector found now), or `Ok(Some(bit))`: flip that bit of what was read.
+    fn read_faults(
+        &mut self,
+        n: u64,
+        ino: Ino,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<Option<u64>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        if self.fault(n, Fault::ReadEio) {
+            return Err(eio(name, &format!("read at {offset} (transient)")));
+        }
+        if self.fault(n, Fault::LatentOnRead) {
+            let page = u64::from(self.config.profile.page_bytes);
+            let at = offset + self.op_rng(n, 3).random_range(0..len);
+            let start = at / page * page;
+            let inode = self.model.inode_mut(ino);
+            inode.latent_sectors.insert(start);
+            let mut bytes = vec![0u8; page as usize];
+            let got = inode.durable.read(&mut bytes, start);
+            bytes.truncate(got);
+            self.record_damage(n, Fault::LatentOnRead, name, start, bytes);
+            return Err(eio(name, &format!("latent sector error found reading at {at}")));
+        }
+        if self.fault(n, Fault::ReadCorrupt) {
+            return Ok(Some(self.op_rng(n, 4).random_range(0..len * 8)));
+        }
+        Ok(None)
     }
 
     /// Report the file's latest error through a descriptor: it has seen it now, and so has
@@ -876,7 +982,9 @@ impl VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let (ino, name) = (self.ino, &self.name);
         let range = (offset, buf.len() as u64);
-        self.fs.file_op(self, Call::Read, Op::NoEffect, range, |s, _| {
+        self.fs.file_op(self, Call::Read, Op::NoEffect, range, |s, n| {
+            let readable = s.model.inode(ino).cached.len().saturating_sub(offset);
+            let flip = s.read_faults(n, ino, name, offset, readable.min(buf.len() as u64))?;
             let inode = s.model.inode(ino);
             let end = (offset + buf.len() as u64).min(inode.cached.len());
             let sector = u64::from(s.config.profile.page_bytes);
@@ -886,6 +994,9 @@ impl VfsFile for SimFile {
                 return Err(eio(name, &format!("latent sector error reading at {offset}")));
             }
             let n = inode.cached.read(buf, offset);
+            if let Some(bit) = flip {
+                buf[(bit / 8) as usize] ^= 1 << (bit % 8);
+            }
             Ok((n, n as u64))
         })
     }
@@ -893,13 +1004,18 @@ impl VfsFile for SimFile {
     fn read_to_end(&self, out: &mut Vec<u8>) -> io::Result<usize> {
         let (ino, name) = (self.ino, &self.name);
         let len = self.fs.inner.borrow().model.inode(ino).cached.len();
-        self.fs.file_op(self, Call::Read, Op::NoEffect, (0, len), |s, _| {
+        self.fs.file_op(self, Call::Read, Op::NoEffect, (0, len), |s, n| {
+            let flip = s.read_faults(n, ino, name, 0, len)?;
             let inode = s.model.inode(ino);
             // As one `read_at` of the whole file: the first latent sector fails it.
             if inode.latent_sectors.first().is_some_and(|&at| at < len) {
                 return Err(eio(name, "latent sector error reading at 0"));
             }
+            let start = out.len();
             let n = inode.cached.extend_vec(out);
+            if let Some(bit) = flip {
+                out[start + (bit / 8) as usize] ^= 1 << (bit % 8);
+            }
             Ok((n, n as u64))
         })
     }

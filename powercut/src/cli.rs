@@ -741,6 +741,10 @@ fn list<S: Subject>(extra: &str) -> Result<bool, BadInput> {
     for s in crate::scenarios::default() {
         println!("  {:<28} {}", s.name, s.description);
     }
+    println!("\nextra scenarios (run by name; not in the default suite):");
+    for s in crate::scenarios::extra() {
+        println!("  {:<28} {}", s.name, s.description);
+    }
     println!("\npersistence profiles (faults.profile):");
     for name in faultfs::PROFILE_NAMES {
         println!("  {name:<28} {}", faultfs::Profile::describe(name));

@@ -156,8 +156,19 @@ pub struct Detail {
 }
 
 fn state_of<S: Subject>(fs: SimFs, config: &S::Config) -> Result<(S, State), SubjectError> {
+    state_noting::<S>(fs, config, &mut false)
+}
+
+/// [`state_of`], setting `dropped` if recovery reported dropping data, even if reading the state
+/// back failed after it (a retried recovery may not see what the first one dropped).
+fn state_noting<S: Subject>(
+    fs: SimFs,
+    config: &S::Config,
+    dropped: &mut bool,
+) -> Result<(S, State), SubjectError> {
     let opened = catch_unwind(AssertUnwindSafe(|| {
         let mut subject = S::open(fs, config)?;
+        *dropped |= !subject.recovery_dropped().is_empty();
         let state = subject.state()?;
         Ok((subject, state))
     }));
@@ -204,6 +215,8 @@ impl Streams {
 
 /// The result of running the workload once.
 struct Live {
+    /// What device faults may have cost during the run.
+    device_damage: Vec<faultfs::DeviceDamage>,
     history: History,
     points: Vec<CrashPoint>,
     ops: u64,
@@ -223,6 +236,11 @@ pub(crate) fn sim_config(scenario: &Scenario, fs_seed: u64) -> SimConfig {
         write_eio_rate: f.write_eio_rate,
         writeback_eio_rate: f.writeback_eio_rate,
         commit_eio_rate: f.commit_eio_rate,
+        misdirect_rate: f.misdirect_rate,
+        lost_flush_rate: f.lost_flush_rate,
+        read_eio_rate: f.read_eio_rate,
+        read_corrupt_rate: f.read_corrupt_rate,
+        latent_on_read_rate: f.latent_on_read_rate,
         eio_semantics: f.eio_semantics,
         capacity_bytes: f.capacity_bytes,
         ..FaultPlan::none()
@@ -307,8 +325,14 @@ fn live<S: Subject>(
         config_fs.faults.at_ops = faults;
         config_fs.faults.sync_eio_rate = 0.0;
         config_fs.faults.write_eio_rate = 0.0;
-        config_fs.faults.writeback_eio_rate = 0.0;
-        config_fs.faults.commit_eio_rate = 0.0;
+        let rates = &mut config_fs.faults;
+        rates.writeback_eio_rate = 0.0;
+        rates.commit_eio_rate = 0.0;
+        rates.misdirect_rate = 0.0;
+        rates.lost_flush_rate = 0.0;
+        rates.read_eio_rate = 0.0;
+        rates.read_corrupt_rate = 0.0;
+        rates.latent_on_read_rate = 0.0;
     }
     let fs = SimFs::new(config_fs);
     fs.set_tracing(focus.detail);
@@ -337,6 +361,7 @@ fn live<S: Subject>(
         ranges: Vec::new(),
         trace: Vec::new(),
         fired: Vec::new(),
+        device_damage: Vec::new(),
     };
     let violation = |class, message: String| Violation {
         class,
@@ -469,6 +494,7 @@ fn live<S: Subject>(
     out.history.index();
     out.points = fs.take_crash_points();
     out.fired = fs.fired_faults();
+    out.device_damage = fs.device_damage();
     if focus.detail {
         out.trace = fs.trace();
     }
@@ -643,7 +669,7 @@ pub fn run_seed_detailed<S: Subject>(
             let found = check_image::<S>(
                 scenario,
                 config,
-                &live.history,
+                (&live.history, &live.device_damage),
                 crash,
                 rules,
                 image,
@@ -745,6 +771,18 @@ fn rot_image(
     (damage, ranges)
 }
 
+/// Count what a device fault cost toward `damage`: the keys of the records in its bytes.
+fn add_device_damage(
+    damage: &mut Damage,
+    ranges: &mut Vec<(String, u64, u64)>,
+    history: &History,
+    d: &faultfs::DeviceDamage,
+) {
+    let len = d.bytes.len() as u64;
+    damage.keys.extend(history.keys_near(&d.bytes, 0, len));
+    ranges.push((d.file.clone(), d.offset, d.offset + len.max(1)));
+}
+
 /// Did anything read a damaged range of `image` (per its trace)?
 fn read_damage(image: &SimFs, ranges: &[(String, u64, u64)]) -> bool {
     image.trace().iter().any(|e| {
@@ -761,7 +799,7 @@ fn read_damage(image: &SimFs, ranges: &[(String, u64, u64)]) -> bool {
 fn check_image<S: Subject>(
     scenario: &Scenario,
     config: &S::Config,
-    history: &History,
+    (history, device): (&History, &[faultfs::DeviceDamage]),
     crash: Crash,
     rules: Rules,
     image: SimFs,
@@ -769,11 +807,44 @@ fn check_image<S: Subject>(
 ) -> (Vec<(Class, String)>, Loss) {
     let f = &scenario.faults;
     let rot = f.bit_flips + f.latent_errors > 0;
-    let (mut damage, ranges) =
+    let (mut damage, mut ranges) =
         if rot { rot_image(&image, history, rng, f) } else { (Damage::default(), Vec::new()) };
+    // What device faults cost before the crash.
+    let before = device.iter().filter(|d| d.op < crash.op);
+    let mut corrupted = rot;
+    for d in before {
+        add_device_damage(&mut damage, &mut ranges, history, d);
+        corrupted = true;
+    }
     // A pristine copy of the image, for the crashes during recovery.
     let pristine = (f.crashes_during_recovery > 0).then(|| image.crash_point_now());
-    let (mut subject, state) = match state_of::<S>(image.clone(), config) {
+    // Device read faults meet recovery too; an operator restarts a program a transient one
+    // stopped, so recovery is tried up to 8 times.
+    let read_faults = f.read_eio_rate + f.read_corrupt_rate + f.latent_on_read_rate > 0.0;
+    if read_faults {
+        image.set_faults(FaultPlan {
+            read_eio_rate: f.read_eio_rate,
+            read_corrupt_rate: f.read_corrupt_rate,
+            latent_on_read_rate: f.latent_on_read_rate,
+            ..FaultPlan::none()
+        });
+    }
+    let mut dropped = false;
+    let mut recovered = state_noting::<S>(image.clone(), config, &mut dropped);
+    for _ in 1..if read_faults { 8 } else { 1 } {
+        match &recovered {
+            Err(e) if !e.message.contains("panicked") => {
+                recovered = state_noting::<S>(image.clone(), config, &mut dropped);
+            }
+            _ => break,
+        }
+    }
+    for d in image.device_damage() {
+        add_device_damage(&mut damage, &mut ranges, history, &d);
+        corrupted = true;
+    }
+    let rot = corrupted;
+    let (mut subject, state) = match recovered {
         Ok(ok) => ok,
         // A recovery that fails after reading damaged bytes reports the damage: every loss is
         // reported. One that fails without touching them has no such excuse.
@@ -784,7 +855,7 @@ fn check_image<S: Subject>(
             return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
         }
     };
-    damage.reported = !subject.recovery_dropped().is_empty();
+    damage.reported = dropped;
     let damage = rot.then_some(&damage);
     let (mut violations, loss) = history.judge(crash, rules, &state, damage);
     if !violations.is_empty() {

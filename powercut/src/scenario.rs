@@ -174,6 +174,21 @@ pub struct Faults {
     /// Probability that a journal commit fails, shutting the filesystem down read-only.
     pub commit_eio_rate: f64,
     #[serde(default)]
+    /// Device: probability that a file sync lands one of its writes a few pages away.
+    pub misdirect_rate: f64,
+    #[serde(default)]
+    /// Device: probability that a file sync is acknowledged and lost.
+    pub lost_flush_rate: f64,
+    #[serde(default)]
+    /// Device: probability that a read fails with EIO, once (in the run and in recovery).
+    pub read_eio_rate: f64,
+    #[serde(default)]
+    /// Device: probability that a read returns a flipped bit (in the run and in recovery).
+    pub read_corrupt_rate: f64,
+    #[serde(default)]
+    /// Device: probability that a read finds a latent sector error (in the run and in recovery).
+    pub latent_on_read_rate: f64,
+    #[serde(default)]
     /// What a failed fsync leaves behind (`linux`, `btrfs-revert`, `sticky`).
     pub eio_semantics: EioSemantics,
     #[serde(default)]
@@ -290,6 +305,11 @@ impl Scenario {
             ("faults.write_eio_rate", f.write_eio_rate),
             ("faults.writeback_eio_rate", f.writeback_eio_rate),
             ("faults.commit_eio_rate", f.commit_eio_rate),
+            ("faults.misdirect_rate", f.misdirect_rate),
+            ("faults.lost_flush_rate", f.lost_flush_rate),
+            ("faults.read_eio_rate", f.read_eio_rate),
+            ("faults.read_corrupt_rate", f.read_corrupt_rate),
+            ("faults.latent_on_read_rate", f.latent_on_read_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return field(name, &format!("{rate} is not a probability in [0, 1]"));

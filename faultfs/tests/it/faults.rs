@@ -255,3 +255,77 @@ fn seeded_rot_is_deterministic() {
     assert_eq!(done.iter().filter(|d| d.2).count(), 2);
     assert_eq!(rot(5), rot(5));
 }
+
+/// A durable 4-page file (pages of 'a', 'b', 'c', 'd') on `profile` with `plan` from op 6 on.
+fn four_pages(plan: FaultPlan) -> (SimFs, faultfs::SimFile) {
+    let fs = SimFs::new(SimConfig::new(Profile::ext4_ordered()).latency(Latency::zero()));
+    let data: Vec<u8> = (0..4).flat_map(|p| vec![b'a' + p as u8; 4096]).collect();
+    let f = durable_file(&fs, "db", &data); // ops 1-4
+    fs.set_faults(plan);
+    (fs, f)
+}
+
+fn durable(fs: &SimFs) -> Vec<u8> {
+    let space = fs.crash_point_now().power_cut_space();
+    space.materialize(&space.nothing_landed()).contents("db").unwrap()
+}
+
+#[test]
+fn a_misdirected_write_lands_a_few_pages_away_and_says_what_it_cost() {
+    let (fs, f) = four_pages(FaultPlan::none().at(6, Fault::MisdirectedWrite));
+    f.write_all_at(&[b'X'; 4096], 4096).unwrap(); // op 5
+    f.sync_data().unwrap(); // op 6: acknowledged
+    let disk = durable(&fs);
+    assert!(disk[4096..8192].iter().all(|b| *b == b'b'), "the intended page kept its old data");
+    let landed: Vec<usize> = (0..disk.len() / 4096)
+        .filter(|p| disk[p * 4096..][..4096].iter().all(|b| *b == b'X'))
+        .collect();
+    assert_eq!(landed.len(), 1, "the data landed whole, elsewhere");
+    let damage = fs.device_damage();
+    assert_eq!(damage.len(), 2);
+    assert_eq!((damage[0].offset, damage[0].bytes[0]), (4096, b'X'), "what did not land");
+    assert_eq!(damage[1].offset, landed[0] as u64 * 4096, "what it overwrote");
+    // Without the fault the same sync lands it in place.
+    let (fs, f) = four_pages(FaultPlan::none());
+    f.write_all_at(&[b'X'; 4096], 4096).unwrap();
+    f.sync_data().unwrap();
+    assert!(durable(&fs)[4096..8192].iter().all(|b| *b == b'X'));
+    assert!(fs.device_damage().is_empty());
+}
+
+#[test]
+fn a_lost_flush_is_acknowledged_and_leaves_the_data_unsynced() {
+    let (fs, f) = four_pages(FaultPlan::none().at(6, Fault::LostFlush));
+    f.write_all_at(b"new", 0).unwrap(); // op 5
+    f.sync_data().unwrap(); // op 6: acknowledged, lost
+    assert_eq!(&durable(&fs)[..3], b"aaa", "a power cut loses it");
+    assert_eq!(fs.device_damage()[0].bytes, b"new");
+    f.sync_data().unwrap(); // the next flush lands it
+    assert_eq!(&durable(&fs)[..3], b"new");
+}
+
+#[test]
+fn device_read_faults_are_transient_except_a_latent_sector() {
+    let (fs, f) = four_pages(
+        FaultPlan::none()
+            .at(5, Fault::ReadEio)
+            .at(7, Fault::ReadCorrupt)
+            .at(9, Fault::LatentOnRead),
+    );
+    let mut buf = vec![0u8; 4096];
+    assert!(f.read_at(&mut buf, 0).is_err(), "op 5: EIO");
+    f.read_exact_at(&mut buf, 0).unwrap(); // op 6: fine again
+    assert!(buf.iter().all(|b| *b == b'a'));
+    f.read_exact_at(&mut buf, 0).unwrap(); // op 7: one bit flipped in what was read
+    assert_eq!(buf.iter().filter(|b| **b != b'a').count(), 1);
+    assert!(fs.contents("db").unwrap()[..4096].iter().all(|b| *b == b'a'), "the disk is fine");
+    f.read_exact_at(&mut buf, 0).unwrap(); // op 8
+    assert!(buf.iter().all(|b| *b == b'a'));
+    let mut page = vec![0u8; 4096];
+    assert!(f.read_at(&mut page, 8192).is_err(), "op 9: a latent sector found");
+    assert!(f.read_at(&mut page, 8192).is_err(), "and it stays");
+    assert_eq!(fs.device_damage()[0].offset, 8192);
+    f.write_all_at(&[b'z'; 4096], 8192).unwrap(); // rewriting the page remaps it
+    f.read_exact_at(&mut page, 8192).unwrap();
+    assert!(fs.device_damage().iter().all(|d| d.fault == Fault::LatentOnRead));
+}

@@ -144,7 +144,9 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
             TraceOp::Fdatasync { file: f } => file(f)?.sync_data().map_err(|e| err(i, e))?,
             TraceOp::SyncDir => fs.sync_dir().map_err(|e| err(i, e))?,
             TraceOp::SyncFailed { file: f } => {
+                // The worst case: nothing the failed fsync was writing reached the disk.
                 faults = faults.at(fs.op_count() + 1, Fault::SyncEio);
+                faults.eio_persists_nothing = true;
                 fs.set_faults(faults.clone());
                 let result = match f {
                     Some(f) => file(f)?.sync_all(),

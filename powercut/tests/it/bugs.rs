@@ -43,6 +43,18 @@ fn every_engine_bug_switch_is_caught_by_the_default_suite() {
 }
 
 #[test]
+fn the_extra_device_faults_scenario_passes_the_correct_engine_and_catches_a_read_error_taken_for_the_end()
+ {
+    let s = powercut::scenarios::named("device-faults").unwrap();
+    for (bugs, caught) in [(&[][..], false), (&["read-error-ends-log"][..], true)] {
+        let config = bitcask(&s, bugs);
+        let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds, &|_| {});
+        let first = r.seeds.iter().flat_map(|o| &o.violations).next();
+        assert_eq!(r.violations() > 0, caught, "{bugs:?}: {first:?}");
+    }
+}
+
+#[test]
 fn every_bug_replays_from_its_crash_point_and_shrinks_to_at_most_20_operations() {
     for (bug, name, class) in CAUGHT_BY {
         let s = scenario(name);

@@ -27,7 +27,7 @@ fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
 /// Each default scenario, with its profile also spelled as an object (to reach its overrides).
 fn documents() -> Vec<(String, Value)> {
     let mut docs = Vec::new();
-    for (stem, text) in powercut::scenarios::FILES {
+    for (stem, text) in powercut::scenarios::FILES.iter().chain(powercut::scenarios::EXTRA) {
         let doc: Value = serde_json::from_str(text).unwrap();
         let mut object = doc.clone();
         let base = object["faults"]["profile"].clone();

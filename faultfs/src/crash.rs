@@ -5,26 +5,34 @@
 //!
 //! **Power cut.** The operation in flight is applied to the page cache as if it had completed, then
 //! the unsynced state is cut into *pieces*, and each piece is given a [`Fate`]:
-//! - a data piece is the part of one unsynced write inside one sector: lost, landed, or (with
-//!   `torn_sectors`) torn — its first bytes new and the rest old — or garbage;
-//! - a size piece (with `size_before_data`) is a growing write's new size alone: if it lands and
-//!   the data does not, the tail reads as zeros or garbage;
+//! - a data piece is the part of one unsynced write inside one page (`page_bytes`): lost, landed,
+//!   or (with `torn_sectors`) torn — its first bytes new and the rest old, the tear on a sector
+//!   boundary with `atomic_sector_writes` — or garbage (stale blocks of removed files, or random
+//!   bytes with plausible lengths; the whole sector without `powersafe_overwrite`);
+//! - a size piece (with `size_before_data`) is a growing write's new size alone, after its data
+//!   in issue order: if it lands and the data does not, the tail reads as zeros or garbage;
 //! - a metadata piece is one unsynced set_len: lost or landed;
 //! - each unsynced directory operation: lost or landed (a rename is one piece: atomic).
 //!
-//! With `reorder` any combination of a file's pieces may land; without, only a prefix (in issue
-//! order), of which the first piece not landed may be torn. Directory operations survive as a
-//! prefix (`ordered`) or any subset. Files are independent of each other. The crash image is the
-//! durable image plus the landed pieces, applied in issue order; it shares every untouched page.
+//! With `reorder` any combination of a file's pages may land; without, only a prefix of its pieces
+//! (in issue order), of which the first piece not landed may be torn. With `page_snapshots` a
+//! page's pieces land as the page was at one moment (a prefix of its writes), torn at one point
+//! against an earlier moment. Journal rules bind pieces across files and directory operations
+//! (`auto_da_alloc`, `journaled_truncate`): every state drawn, explored, decoded or given back is
+//! made to obey them. Directory operations survive as a prefix (`ordered`) or any subset. The crash
+//! image is the durable image plus the landed pieces, applied in issue order; it shares every
+//! untouched page, and a reboot forgets the kernel's write errors.
 //!
-//! Crash states are chosen from a seed ([`CrashSpace::sample`], one state) or enumerated
-//! ([`CrashSpace::explore`]): every combination, nearest to "nothing unsynced landed" first, plus
-//! "everything landed", until a budget of distinct states; states are deduplicated by a hash of
-//! the image (names and contents), and the count of distinct states is reported.
+//! Crash states are chosen from a seed ([`CrashSpace::sample_shaped`]: a shape first — durable
+//! image, clean prefix, size only, independent — then the pieces) or enumerated
+//! ([`CrashSpace::explore`]): nothing landed, everything landed, the likely shapes, then every
+//! combination nearest to "nothing unsynced landed" first (tears at every sector boundary), until
+//! a budget of distinct states; states are deduplicated by a hash of the image (names and
+//! contents), and the count of distinct states is reported.
 //!
 //! **Process crash** (kill -9). The page cache survives: every completed operation is visible, and
 //! nothing that was unsynced becomes durable — a later power cut can still lose it. The operation in
-//! flight is skipped, applied, or (a write) applied up to a sector boundary.
+//! flight is skipped, applied, or (a write) applied up to a page boundary.
 
 use crate::blob::Blob;
 use crate::model::{DataOp, DirOp, Ino, Model, Op, PendingDir};

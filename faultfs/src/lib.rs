@@ -7,11 +7,14 @@
 //! - [`SimFs`]: a deterministic simulated disk and page cache. It keeps, per file, the durable
 //!   image, the cached image and the ordered unsynced operations; per directory, the durable and the
 //!   visible entries and the unsynced entry operations. A [`Profile`] decides which subsets of the
-//!   unsynced state a power cut may keep (sector size, torn sectors, reordering, size before data,
-//!   directory-operation order, whether a file fsync persists its entry, OS writeback in virtual
-//!   time). Power cuts at any operation, process crashes, crashes of crash images (so a second crash
-//!   can hit recovery), fsync EIO with `linux` / `btrfs-revert` / `sticky` semantics, write EIO,
-//!   ENOSPC short writes, bit flips and latent sector errors. Same seed, same states, same bytes.
+//!   unsynced state a power cut may keep (page and sector size, atomic sectors, page snapshots,
+//!   torn sectors, reordering, size before data, journal rules, directory-operation order, what a
+//!   file fsync commits, calibrated OS writeback in virtual time). Power cuts at any operation,
+//!   process crashes, crashes of crash images (so a second crash can hit recovery), fsync EIO
+//!   with `linux` / `btrfs-revert` / `sticky` semantics and errseq reporting, write EIO, writeback
+//!   EIO, failed journal commits, ENOSPC short writes, bit flips, latent sector errors, and device
+//!   faults (misdirected writes, lost flushes, read errors and corruption). Same seed, same
+//!   states, same bytes.
 //! - [`MemFs`]: a plain in-memory directory with no fault tracking: the baseline SimFs's overhead is
 //!   measured against.
 //! - [`RealFs`] (from `powercut-vfs`, re-exported): the same seam over a real directory.

@@ -12,8 +12,11 @@
 //! - create, rename and remove change the visible directory at once and are queued as unsynced
 //!   directory operations; a directory fsync makes them all durable.
 //! - Virtual time advances by each operation's [`Latency`] and by the harness
-//!   ([`SimFs::advance`]). With a `writeback` profile, passes every `interval_ms` flush the inodes
-//!   dirty for `dirty_expire_ms`, and journal commits make pending directory operations durable.
+//!   ([`SimFs::advance`]). With a `writeback` profile, writeback passes and background writeback
+//!   write dirty data, and journal commits make what they wrote and the pending directory
+//!   operations durable (the calibrated model: see the `profile` module). With
+//!   `fsync_commits_journal` a file fsync commits the whole transaction; a failed commit shuts
+//!   the filesystem down read-only.
 //! - What survives a crash is decided in the `crash` module from a [`CrashPoint`]: the durable image
 //!   plus a subset of the unsynced state chosen by the profile (power cut), or the whole page cache
 //!   (process crash). Nothing else of the state is lost, ever.

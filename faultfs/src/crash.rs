@@ -593,7 +593,7 @@ impl CrashSpace {
                 _ => points.insert(p.end),
             };
             if atomic {
-                points.extend((p.start.div_ceil(sector)..=p.end / sector).map(|s| s * sector));
+                points.extend(sector_boundaries(p.start, p.end + 1, sector));
             }
         }
         let mut expect = vec![Fate::Lost; fates.len().min(page.iter().max().map_or(0, |m| m + 1))];
@@ -615,10 +615,7 @@ impl CrashSpace {
         }
         if self.profile().atomic_sector_writes {
             let sector = u64::from(self.profile().sector_bytes);
-            let first = piece.start / sector + 1;
-            (first..)
-                .map(|s| s * sector)
-                .take_while(|b| *b < piece.end)
+            sector_boundaries(piece.start + 1, piece.end, sector)
                 .map(|b| (b - piece.start) as u32)
                 .collect()
         } else if len > 1 {
@@ -723,8 +720,7 @@ impl CrashSpace {
             let hi = span.map(|p| p.end).max().unwrap_or(0);
             b = if profile.atomic_sector_writes {
                 let sector = u64::from(profile.sector_bytes);
-                let points: Vec<u64> =
-                    (lo / sector + 1..).map(|s| s * sector).take_while(|b| *b < hi).collect();
+                let points: Vec<u64> = sector_boundaries(lo + 1, hi, sector).collect();
                 (!points.is_empty()).then(|| points[rng.random_range(0..points.len())])
             } else {
                 (hi - lo > 1).then(|| rng.random_range(lo + 1..hi))
@@ -1327,6 +1323,11 @@ impl CrashSpace {
         self.constrain(&mut out);
         out
     }
+}
+
+/// The multiples of `sector` in `from..to`.
+fn sector_boundaries(from: u64, to: u64, sector: u64) -> impl Iterator<Item = u64> {
+    (from.div_ceil(sector)..).map(move |s| s * sector).take_while(move |b| *b < to)
 }
 
 /// One unit of unsynced state a crash state dropped (see [`CrashSpace::dropped`]).

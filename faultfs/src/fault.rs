@@ -154,6 +154,23 @@ impl FaultPlan {
         self
     }
 
+    /// The plan with every random rate at zero: its schedule, semantics and capacity alone (what
+    /// a replay of recorded faults runs with).
+    pub fn without_rates(self) -> Self {
+        FaultPlan {
+            sync_eio_rate: 0.0,
+            write_eio_rate: 0.0,
+            writeback_eio_rate: 0.0,
+            commit_eio_rate: 0.0,
+            misdirect_rate: 0.0,
+            lost_flush_rate: 0.0,
+            read_eio_rate: 0.0,
+            read_corrupt_rate: 0.0,
+            latent_on_read_rate: 0.0,
+            ..self
+        }
+    }
+
     /// Builder: EIO semantics.
     pub fn semantics(mut self, semantics: EioSemantics) -> Self {
         self.eio_semantics = semantics;

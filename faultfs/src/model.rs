@@ -255,10 +255,7 @@ impl Model {
             apply_data_op(&mut inode.durable, &p.op);
         }
         for p in inode.pending.drain(..) {
-            if let DataOp::Write { offset, data, .. } = &p.op {
-                let end = offset + data.len() as u64;
-                inode.dropped_pages.extend(offset / page..end.div_ceil(page));
-            }
+            remember_dropped(&mut inode.dropped_pages, &p.op, page);
         }
         self.forget_dirt(ino);
     }
@@ -277,10 +274,7 @@ impl Model {
         let inode = self.inode_mut(ino);
         let to = inode.written;
         for p in inode.pending.drain(from..to) {
-            if let DataOp::Write { offset, data, .. } = &p.op {
-                let end = offset + data.len() as u64;
-                inode.dropped_pages.extend(offset / page..end.div_ceil(page));
-            }
+            remember_dropped(&mut inode.dropped_pages, &p.op, page);
         }
         inode.written = from;
         self.record_error(ino);
@@ -434,6 +428,24 @@ impl Model {
             .filter(|(i, n)| n.open_handles > 0 || named.contains(&(*i as Ino)))
             .map(|(_, n)| n.cached.len())
             .sum()
+    }
+}
+
+/// The pages a dropped write dirtied: the cache holds their data, the disk never got it.
+fn remember_dropped(dropped: &mut BTreeSet<u64>, op: &DataOp, page: u64) {
+    if let DataOp::Write { offset, data, .. } = op {
+        let end = offset + data.len() as u64;
+        dropped.extend(offset / page..end.div_ceil(page));
+    }
+}
+
+impl Inode {
+    /// The pending writes, as (index in `pending`, offset, data).
+    pub(crate) fn pending_writes(&self) -> impl Iterator<Item = (usize, u64, &[u8])> + '_ {
+        self.pending.iter().enumerate().filter_map(|(i, p)| match &p.op {
+            DataOp::Write { offset, data, .. } => Some((i, *offset, &data[..])),
+            DataOp::SetLen { .. } => None,
+        })
     }
 }
 

@@ -128,12 +128,15 @@ impl Writeback {
         interval_ms: 5_000,
         metadata_commit_ms: Some(5_000),
         background_bytes: Some(17_616_077),
-        chunk_bytes: 8 << 20,
+        chunk_bytes: Writeback::CHUNK_BYTES,
         first_pass_writes_all: true,
     };
 
+    /// The calibrated kernel's background writeback chunk: 8 MiB.
+    const CHUNK_BYTES: u64 = 8 << 20;
+
     fn default_chunk() -> u64 {
-        8 << 20
+        Writeback::CHUNK_BYTES
     }
 
     /// The longest data written under this model can stay volatile: it expires, waits for the

@@ -749,37 +749,34 @@ impl Inner {
             return Err(self.report_error(ino, seen, name, what));
         }
         // A journal commit is needed for the mtime (fsync), a size change, or a new entry.
-        let needs_commit = metadata || {
-            let inode = self.model.inode(ino);
-            let grows = inode.pending.iter().any(|p| match &p.op {
-                DataOp::Write { offset, data, len_before } => {
-                    offset + data.len() as u64 > *len_before
-                }
-                DataOp::SetLen { .. } => true,
+        let needs_commit = self.config.profile.fsync_commits_journal
+            && (metadata || {
+                let inode = self.model.inode(ino);
+                let grows = inode.pending.iter().any(|p| match &p.op {
+                    DataOp::Write { offset, data, len_before } => {
+                        offset + data.len() as u64 > *len_before
+                    }
+                    DataOp::SetLen { .. } => true,
+                });
+                grows || self.model.pending_dir.iter().any(|p| p.op.ino() == ino)
             });
-            grows || self.model.pending_dir.iter().any(|p| p.op.ino() == ino)
-        };
-        let pending = &self.model.inode(ino).pending;
-        let writes: Vec<usize> =
-            (0..pending.len()).filter(|&i| matches!(pending[i].op, DataOp::Write { .. })).collect();
-        if !writes.is_empty() && self.fault(n, Fault::LostFlush) {
+        let writes = self.model.inode(ino).pending_writes().count();
+        if writes > 0 && self.fault(n, Fault::LostFlush) {
             // Acknowledged, and still only in the device's volatile cache: nothing is durable.
-            for i in writes {
-                if let DataOp::Write { offset, data, .. } = &self.model.inode(ino).pending[i].op {
-                    let (offset, bytes) = (*offset, data.to_vec());
-                    self.record_damage(n, Fault::LostFlush, name, offset, bytes);
-                }
+            let lost: Vec<(u64, Vec<u8>)> =
+                self.model.inode(ino).pending_writes().map(|(_, o, d)| (o, d.to_vec())).collect();
+            for (offset, bytes) in lost {
+                self.record_damage(n, Fault::LostFlush, name, offset, bytes);
             }
             return Ok(());
         }
-        if !writes.is_empty() && self.fault(n, Fault::MisdirectedWrite) {
+        if writes > 0 && self.fault(n, Fault::MisdirectedWrite) {
             let mut rng = self.op_rng(n, 2);
-            let index = writes[rng.random_range(0..writes.len())];
-            let DataOp::Write { offset, data, .. } = &self.model.inode(ino).pending[index].op
-            else {
-                unreachable!("a write was chosen")
-            };
-            let (offset, bytes) = (*offset, data.to_vec());
+            let chosen = rng.random_range(0..writes);
+            let (index, offset, bytes) = (self.model.inode(ino).pending_writes())
+                .nth(chosen)
+                .map(|(i, o, d)| (i, o, d.to_vec()))
+                .expect("a write was chosen");
             let page = u64::from(self.config.profile.page_bytes);
             let pages = rng.random_range(1..=4u64) * page;
             let target = if rng.random_bool(0.5) || offset < pages {
@@ -794,7 +791,7 @@ impl Inner {
             self.model.flush_inode(ino, metadata);
         }
         let profile = &self.config.profile;
-        if profile.fsync_commits_journal && needs_commit {
+        if needs_commit {
             if !self.commit() {
                 return Err(eio(name, &format!("{what}: the journal commit failed")));
             }

@@ -322,17 +322,7 @@ fn live<S: Subject>(
     let mut config_fs = sim_config(scenario, streams.fs_seed);
     let explicit = focus.anchored.as_ref().map(|_| BTreeMap::new()).or(focus.faults.clone());
     if let Some(faults) = explicit {
-        config_fs.faults.at_ops = faults;
-        config_fs.faults.sync_eio_rate = 0.0;
-        config_fs.faults.write_eio_rate = 0.0;
-        let rates = &mut config_fs.faults;
-        rates.writeback_eio_rate = 0.0;
-        rates.commit_eio_rate = 0.0;
-        rates.misdirect_rate = 0.0;
-        rates.lost_flush_rate = 0.0;
-        rates.read_eio_rate = 0.0;
-        rates.read_corrupt_rate = 0.0;
-        rates.latent_on_read_rate = 0.0;
+        config_fs.faults = FaultPlan { at_ops: faults, ..config_fs.faults.without_rates() };
     }
     let fs = SimFs::new(config_fs);
     fs.set_tracing(focus.detail);

@@ -153,10 +153,14 @@ pub struct EngineBugs {
     /// Recovery takes a failed read for the end of the log and truncates there, dropping the
     /// durable records after an unreadable sector without a word.
     pub read_error_ends_log: bool,
+    /// A read through the keydir (or a hint) checks only the record's CRC, not that the record at
+    /// that offset is the one expected (its key and seq): a checksum-valid record a misdirected
+    /// write put there is served as another key's value.
+    pub trusts_misplaced_record: bool,
 }
 
 /// The CLI names of the bug switches, with one-line descriptions.
-pub const BUGS: [(&str, &str); 12] = [
+pub const BUGS: [(&str, &str); 13] = [
     ("no-fsync", "acknowledge writes as durable without ever syncing (flush only)"),
     ("no-dir-fsync-on-rotate", "create a new data file without fsyncing the directory"),
     ("hint-in-place", "write merge hint files in place instead of temp + fsync + rename"),
@@ -172,6 +176,10 @@ pub const BUGS: [(&str, &str); 12] = [
         "record CRCs do not cover the file: stale records from removed files pass",
     ),
     ("read-error-ends-log", "recovery takes a read error for the end of the log and truncates"),
+    (
+        "trusts-misplaced-record",
+        "reads check only the CRC, not that the record is the one the keydir expects",
+    ),
 ];
 
 impl EngineBugs {
@@ -195,6 +203,7 @@ impl EngineBugs {
             "batch-not-atomic" => &mut self.batch_not_atomic,
             "crc-ignores-file" => &mut self.crc_ignores_file,
             "read-error-ends-log" => &mut self.read_error_ends_log,
+            "trusts-misplaced-record" => &mut self.trusts_misplaced_record,
             _ => {
                 let names: Vec<&str> = BUGS.iter().map(|(n, _)| *n).collect();
                 return Err(format!("unknown engine bug {name:?}; accepted: {}", names.join(", ")));
@@ -231,6 +240,7 @@ impl EngineBugs {
             self.batch_not_atomic,
             self.crc_ignores_file,
             self.read_error_ends_log,
+            self.trusts_misplaced_record,
         ];
         BUGS.iter().zip(on).filter(|(_, on)| *on).map(|((n, _), _)| *n).collect()
     }

@@ -399,7 +399,7 @@ impl<V: Vfs> Engine<V> {
         };
         let (record, _) = decode_record(self.config.bugs.seal(entry.file), &buf)
             .map_err(|b| corrupt(b.to_string()))?;
-        if record.seq != entry.seq {
+        if record.seq != entry.seq && !self.config.bugs.trusts_misplaced_record {
             return Err(corrupt(format!("expected seq {}, found {}", entry.seq, record.seq)));
         }
         Ok(record)
@@ -414,7 +414,18 @@ impl<V: Vfs> Engine<V> {
     }
 
     /// [`Engine::state`] without copies: `visit` sees every live key and its value, in key order.
-    pub fn visit_state(&self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<()> {
+    pub fn visit_state(&self, visit: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        self.visit_state_reporting(visit, |_, e| Err(e))
+    }
+
+    /// [`Engine::visit_state`], handing each key whose record fails its checks to `unreadable`
+    /// with the error, instead of failing at the first: the state as far as it can be read, and
+    /// what could not be (a device damaged it). `unreadable` may still fail the visit.
+    pub fn visit_state_reporting(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]),
+        mut unreadable: impl FnMut(&[u8], Error) -> Result<()>,
+    ) -> Result<()> {
         self.check_poison()?;
         let mut files: Vec<(u32, Vec<u8>)> = Vec::new();
         for (key, entry) in self.keydir.by_key() {
@@ -437,27 +448,42 @@ impl<V: Vfs> Engine<V> {
                 reason,
             };
             let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
-            let slice = start
-                .checked_add(entry.len as usize)
-                .and_then(|end| bytes.get(start..end))
-                .ok_or_else(|| corrupt("record past the end of the file".into()))?;
-            // Checked again, though recovery's scan checked it: this is another read, and a
-            // device may corrupt any read.
-            let h = check_record(self.config.bugs.seal(id), slice)
-                .map_err(|b| corrupt(b.to_string()))?;
-            if h.record_bytes() != slice.len() {
-                return Err(corrupt(format!(
-                    "record of {} bytes, expected {}",
-                    h.record_bytes(),
-                    slice.len()
-                )));
+            let read = (|| {
+                let slice = start
+                    .checked_add(entry.len as usize)
+                    .and_then(|end| bytes.get(start..end))
+                    .ok_or_else(|| corrupt("record past the end of the file".into()))?;
+                // Checked again, though recovery's scan checked it: this is another read, and a
+                // device may corrupt any read.
+                let h = check_record(self.config.bugs.seal(id), slice)
+                    .map_err(|b| corrupt(b.to_string()))?;
+                if h.record_bytes() != slice.len() {
+                    return Err(corrupt(format!(
+                        "record of {} bytes, expected {}",
+                        h.record_bytes(),
+                        slice.len()
+                    )));
+                }
+                let key_at = format::RECORD_HEADER_BYTES;
+                let (found, value) = slice[key_at..h.record_bytes()].split_at(h.key_len);
+                // A checksum-valid record of another key or version (a misdirected write) is
+                // not this key's value.
+                let misplaced = h.seq != entry.seq || found != key;
+                if misplaced && !self.config.bugs.trusts_misplaced_record {
+                    return Err(corrupt(format!(
+                        "expected {} seq {}, found {} seq {}",
+                        String::from_utf8_lossy(key),
+                        entry.seq,
+                        String::from_utf8_lossy(found),
+                        h.seq
+                    )));
+                }
+                Ok(value)
+            })();
+            match read {
+                Ok(value) => visit(key, value),
+                Err(e) => unreadable(key, e)?,
             }
-            let key_at = format::RECORD_HEADER_BYTES;
-            let (found, value) = slice[key_at..h.record_bytes()].split_at(h.key_len);
-            if h.seq != entry.seq || found != key {
-                return Err(corrupt(format!("expected {key:?} seq {}", entry.seq)));
-            }
-            visit(key, value);
         }
         Ok(())
     }

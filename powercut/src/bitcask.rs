@@ -60,6 +60,9 @@ impl BitcaskSpec {
 #[derive(Debug)]
 pub struct Bitcask {
     engine: Engine<SimFs>,
+    /// Keys the last `state` could not read (their records failed their checks), and why: the
+    /// engine said so, so the harness counts them as reported losses.
+    unreadable: Vec<String>,
 }
 
 fn err(e: engine::Error) -> SubjectError {
@@ -102,7 +105,9 @@ impl Subject for Bitcask {
 
     fn open(fs: SimFs, spec: &BitcaskSpec) -> Result<Self, SubjectError> {
         let config = spec.engine_config().map_err(SubjectError::new)?;
-        Engine::open(fs, config).map(|engine| Bitcask { engine }).map_err(err)
+        Engine::open(fs, config)
+            .map(|engine| Bitcask { engine, unreadable: Vec::new() })
+            .map_err(err)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Ack, SubjectError> {
@@ -139,7 +144,13 @@ impl Subject for Bitcask {
     fn state(&mut self) -> Result<State, SubjectError> {
         let (keys, bytes) = self.engine.live_size();
         let mut state = State::with_capacity(keys, bytes);
-        self.engine.visit_state(|k, v| state.insert(k, v)).map_err(err)?;
+        let unreadable = &mut self.unreadable;
+        unreadable.clear();
+        let noted = |k: &[u8], e: engine::Error| {
+            unreadable.push(format!("key {}: {e}", String::from_utf8_lossy(k)));
+            Ok(())
+        };
+        self.engine.visit_state_reporting(|k, v| state.insert(k, v), noted).map_err(err)?;
         Ok(state)
     }
 
@@ -162,8 +173,8 @@ impl Subject for Bitcask {
     fn recovery_dropped(&self) -> Vec<String> {
         let r = self.engine.recovery_report();
         let corrupt = r.corrupt.iter().chain(&r.dropped);
-        corrupt
-            .map(|c| format!("{} at {} ({} bytes): {}", c.file, c.offset, c.len, c.reason))
-            .collect()
+        let corrupt =
+            corrupt.map(|c| format!("{} at {} ({} bytes): {}", c.file, c.offset, c.len, c.reason));
+        corrupt.chain(self.unreadable.iter().cloned()).collect()
     }
 }

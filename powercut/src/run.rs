@@ -156,21 +156,24 @@ pub struct Detail {
 }
 
 fn state_of<S: Subject>(fs: SimFs, config: &S::Config) -> Result<(S, State), SubjectError> {
-    state_noting::<S>(fs, config, &mut false)
+    state_noting::<S>(fs, config, &mut false).map(|(subject, state, _)| (subject, state))
 }
 
 /// [`state_of`], setting `dropped` if recovery reported dropping data, even if reading the state
-/// back failed after it (a retried recovery may not see what the first one dropped).
+/// back failed after it (a retried recovery may not see what the first one dropped); and saying
+/// whether reading the state back reported records it could not serve (a read fault may pass).
 fn state_noting<S: Subject>(
     fs: SimFs,
     config: &S::Config,
     dropped: &mut bool,
-) -> Result<(S, State), SubjectError> {
+) -> Result<(S, State, bool), SubjectError> {
     let opened = catch_unwind(AssertUnwindSafe(|| {
         let mut subject = S::open(fs, config)?;
-        *dropped |= !subject.recovery_dropped().is_empty();
+        let reported = subject.recovery_dropped().len();
+        *dropped |= reported > 0;
         let state = subject.state()?;
-        Ok((subject, state))
+        let unreadable = subject.recovery_dropped().len() > reported;
+        Ok((subject, state, unreadable))
     }));
     opened.unwrap_or_else(|panic| {
         let msg = panic
@@ -823,11 +826,13 @@ fn check_image<S: Subject>(
     let mut recovered = state_noting::<S>(image.clone(), config, &mut dropped);
     for _ in 1..if read_faults { 8 } else { 1 } {
         match &recovered {
-            Err(e) if !e.message.contains("panicked") => {
-                recovered = state_noting::<S>(image.clone(), config, &mut dropped);
-            }
+            // Recovery failed, or the state it served left out records it could not read: both
+            // may be a transient read fault.
+            Err(e) if !e.message.contains("panicked") => {}
+            Ok((_, _, true)) => {}
             _ => break,
         }
+        recovered = state_noting::<S>(image.clone(), config, &mut dropped);
     }
     for d in image.device_damage() {
         add_device_damage(&mut damage, &mut ranges, history, &d);
@@ -835,7 +840,10 @@ fn check_image<S: Subject>(
     }
     let rot = corrupted;
     let (mut subject, state) = match recovered {
-        Ok(ok) => ok,
+        Ok((subject, state, unreadable)) => {
+            dropped |= unreadable;
+            (subject, state)
+        }
         // A recovery that fails after reading damaged bytes reports the damage: every loss is
         // reported. One that fails without touching them has no such excuse.
         Err(e) if rot && !e.message.contains("panicked") && read_damage(&image, &ranges) => {

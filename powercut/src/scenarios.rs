@@ -50,9 +50,12 @@ suite!(
 /// default suite, because they ask more of a subject than crash consistency. `device-faults`
 /// judges a subject on a device that misdirects writes and loses flushes: most logs that stop at
 /// the first bad record lose later records silently there, which is worth knowing and not a
-/// crash-consistency bug.
-pub const EXTRA: &[(&str, &str)] =
-    &[("device-faults", include_str!("../scenarios/extra/device-faults.json"))];
+/// crash-consistency bug. `misdirected-merge` aims misdirected writes at merged files read
+/// through their hints, where a displaced record lands exactly on another one.
+pub const EXTRA: &[(&str, &str)] = &[
+    ("device-faults", include_str!("../scenarios/extra/device-faults.json")),
+    ("misdirected-merge", include_str!("../scenarios/extra/misdirected-merge.json")),
+];
 
 /// Every extra scenario, in file name order.
 pub fn extra() -> Vec<Scenario> {

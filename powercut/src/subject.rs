@@ -185,7 +185,8 @@ pub trait Subject: Sized {
         Vec::new()
     }
     /// What recovery dropped although it may have been durable: whole records after a bad one,
-    /// a damaged range of an older file. When the harness injected corruption into the image
+    /// a damaged range of an older file, keys `state` left out because their records failed
+    /// their checks (it is asked after `state` too). When the harness injected corruption into the image
     /// (bit flips, latent sector errors), losses the corruption did not cause are `durability`
     /// violations unless recovery reported dropping data here; then they are counted as
     /// reported losses. Outside injected corruption this is never consulted: a crash alone

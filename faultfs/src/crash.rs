@@ -317,6 +317,9 @@ pub struct CrashSpace {
     requires: Vec<Vec<usize>>,
     /// With `journaled_truncate`: each set_len piece and the pieces that land only if it does.
     truncates: Vec<TruncateRule>,
+    /// With `auto_da_alloc`: each truncate to zero a close followed, and the pieces written
+    /// between them, which land whenever it does.
+    closes: Vec<TruncateRule>,
     /// Durable bytes of removed files (at most 64 KiB): the stale blocks garbage is drawn from.
     stale: Vec<u8>,
 }
@@ -403,6 +406,7 @@ impl CrashSpace {
         let dir = after.pending_dir.clone();
         let (pages, truncates) = Self::page_and_truncate_rules(profile, &files);
         let requires = Self::rename_rules(profile, &after, &files, &dir);
+        let closes = Self::close_rules(profile, &after, &files);
         let mut stale = Vec::new();
         let named: BTreeSet<Ino> =
             after.durable_dir.values().chain(after.visible_dir.values()).copied().collect();
@@ -429,8 +433,38 @@ impl CrashSpace {
             pages,
             requires,
             truncates,
+            closes,
             stale,
         }
+    }
+
+    /// With `auto_da_alloc`: a truncate to zero that a close followed lands with every piece of
+    /// the file issued between them (the close flushed them before the truncate could commit).
+    fn close_rules(profile: &Profile, after: &Model, files: &[FilePieces]) -> Vec<TruncateRule> {
+        let mut rules = Vec::new();
+        if !profile.auto_da_alloc {
+            return rules;
+        }
+        for f in files {
+            let inode = after.inode(f.ino);
+            let seq = |p: &Piece| inode.pending[p.pending].seq;
+            for &(t, closed) in &inode.close_flushes {
+                let Some(m) =
+                    f.pieces.iter().position(|p| p.kind == PieceKind::Meta && seq(p) == t)
+                else {
+                    continue;
+                };
+                let between = f.pieces.iter().enumerate().filter(|(_, p)| {
+                    let s = seq(p);
+                    s > t && s <= closed
+                });
+                let deps: Vec<usize> = between.map(|(j, _)| f.first + j).collect();
+                if !deps.is_empty() {
+                    rules.push((f.first + m, deps));
+                }
+            }
+        }
+        rules
     }
 
     /// The pages (`page_snapshots`) and the truncate rules (`journaled_truncate`) of `files`.
@@ -505,7 +539,9 @@ impl CrashSpace {
     }
 
     fn has_rules(&self) -> bool {
-        !self.truncates.is_empty() || self.requires.iter().any(|r| !r.is_empty())
+        !self.truncates.is_empty()
+            || !self.closes.is_empty()
+            || self.requires.iter().any(|r| !r.is_empty())
     }
 
     /// Make `state` obey the profile's journal rules: a rename that landed brings the pieces
@@ -516,6 +552,14 @@ impl CrashSpace {
         for (k, req) in self.requires.iter().enumerate() {
             if state.dir[k] {
                 for &i in req {
+                    let land = self.landing(self.piece_at(i))[0];
+                    changed |= std::mem::replace(&mut state.fates[i], land) != land;
+                }
+            }
+        }
+        for (m, deps) in &self.closes {
+            if state.fates[*m] != Fate::Lost {
+                for &i in deps {
                     let land = self.landing(self.piece_at(i))[0];
                     changed |= std::mem::replace(&mut state.fates[i], land) != land;
                 }
@@ -1267,8 +1311,9 @@ impl CrashSpace {
         self.constrain(&mut constrained);
         if constrained != state {
             return Err("the state breaks a journal rule of the profile (auto_da_alloc: a rename \
-                        over a file lands with the file's data; journaled_truncate: data and \
-                        sizes after a lost truncate are lost)"
+                        over a file lands with the file's data, and a truncate to zero a close \
+                        followed lands with the data written before the close; \
+                        journaled_truncate: data and sizes after a lost truncate are lost)"
                 .into());
         }
         Ok(state)

@@ -60,6 +60,12 @@ pub(crate) struct Inode {
     /// `sticky` EIO: every later sync of this inode fails.
     pub sticky_eio: bool,
     pub open_handles: u32,
+    /// Truncated to zero since its last close (ext4's `EXT4_STATE_DA_ALLOC_CLOSE`).
+    pub truncated_to_zero: bool,
+    /// (truncate's seq, the last operation before a close): a close after a truncate to zero
+    /// flushed the data written between them, so while that truncate is pending, it commits
+    /// only with that data (`auto_da_alloc`).
+    pub close_flushes: Vec<(u64, u64)>,
     /// Byte offsets of sectors (by the profile's sector size) with latent read errors.
     pub latent_sectors: BTreeSet<u64>,
 }
@@ -192,6 +198,7 @@ impl Model {
     pub(crate) fn set_len(&mut self, ino: Ino, len: u64, seq: u64, now: Duration) {
         let inode = self.inode_mut(ino);
         inode.cached.set_len(len);
+        inode.truncated_to_zero |= len == 0;
         inode.pending.push(Pending { seq, op: DataOp::SetLen { len } });
         Self::touch(inode, now);
     }

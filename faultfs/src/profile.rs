@@ -36,7 +36,12 @@
 //!   truncated and rewritten file can land on its old tail.
 //! - `auto_da_alloc`: a rename over an existing file commits with the renamed file's data written
 //!   before it (ext4 `data=ordered`'s default `auto_da_alloc`: replace-via-rename flushes the
-//!   data before the rename's commit). Without it, the target can be empty after the rename.
+//!   data before the rename's commit). Without it, the target can be empty after the rename. Its
+//!   other half, replace-via-truncate: closing a file truncated to zero since its last close
+//!   (dropping its `SimFile`; a traced `close`) writes its data back at once, and while the
+//!   truncate is pending it lands only with the data written before the close, so the file
+//!   holds its old contents or its new ones, never nothing. (Once the truncate has committed, a
+//!   crash before the next commit can still find the file empty, as on ext4.)
 //! - `sync_on_completion`: every completed operation is durable at once (the `strict` baseline);
 //!   only the operation in flight can be lost.
 //! - `fsync_commits_journal`: a file's fsync — and an fdatasync that must persist a size change or

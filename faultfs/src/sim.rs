@@ -176,6 +176,7 @@ impl Drop for SimFile {
         if let Ok(mut inner) = self.fs.inner.try_borrow_mut() {
             let inode = inner.model.inode_mut(self.ino);
             inode.open_handles = inode.open_handles.saturating_sub(1);
+            inner.close(self.ino);
         }
     }
 }
@@ -484,6 +485,33 @@ impl Inner {
             }
         }
         self.now = t;
+    }
+
+    /// A descriptor of `ino` was closed. With `auto_da_alloc`, a file truncated to zero since its
+    /// last close has its data written back now (ext4's replace-via-truncate heuristic:
+    /// `ext4_release_file` allocates and starts writing the delayed blocks), so the data commits
+    /// with the next journal commit; and while the truncate is pending, it lands only with the
+    /// data written before the close — the old contents or the new, not an empty file. Not after
+    /// a power cut: nothing happens then.
+    fn close(&mut self, ino: Ino) {
+        if !self.config.profile.auto_da_alloc || self.dead_at.is_some() || self.shut_down {
+            return;
+        }
+        let last = self.ops;
+        let inode = self.model.inode_mut(ino);
+        if !std::mem::take(&mut inode.truncated_to_zero) {
+            return;
+        }
+        let mut flushes = std::mem::take(&mut inode.close_flushes);
+        flushes.retain(|&(t, _)| inode.pending.iter().any(|p| p.seq == t));
+        let truncate =
+            inode.pending.iter().rev().find(|p| matches!(p.op, DataOp::SetLen { len: 0 }));
+        flushes.extend(truncate.map(|p| (p.seq, last)));
+        inode.close_flushes = flushes;
+        if self.config.profile.writeback.is_some() {
+            self.write_back_inode(ino, None);
+            self.commit_unless_journaled();
+        }
     }
 
     /// One periodic writeback pass at `at`: everything dirty if this is the first pass that

@@ -6,6 +6,7 @@ use crate::*;
 use faultfs::{CrashSpace, Latency, SimConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
 
 /// The contents of `name` in every enumerated image and in `samples` sampled ones.
 fn seen(fs: &SimFs, name: &str, samples: usize) -> BTreeSet<Option<Vec<u8>>> {
@@ -99,6 +100,44 @@ fn a_lost_truncate_never_lets_new_data_land_on_the_old_tail() {
     let unjournaled = Profile { journaled_truncate: false, ..Profile::ext4_ordered() };
     assert!(truncate_rewrite(unjournaled).iter().any(head_on_tail));
     assert!(truncate_rewrite(Profile::posix()).iter().any(head_on_tail));
+}
+
+/// [`truncate_rewrite`], then the file closed: what `cfg` can read as, and what it holds once
+/// `wait` of virtual time has passed with nothing landed beyond the durable state.
+fn truncate_rewrite_close(
+    profile: Profile,
+    wait: Duration,
+) -> (BTreeSet<Option<Vec<u8>>>, Vec<u8>) {
+    let fs = SimFs::with_profile(profile);
+    drop(durable_file(&fs, "cfg", &[b'o'; 8192]));
+    let f = fs.open("cfg", OpenOptions { truncate: true, ..OpenOptions::create() }).unwrap();
+    f.write_all_at(&[b'n'; 100], 0).unwrap();
+    drop(f);
+    let states = seen(&fs, "cfg", 2_000);
+    fs.advance(wait);
+    let space = fs.crash_point_now().power_cut_space();
+    let floor = space.materialize(&space.nothing_landed()).contents("cfg").unwrap();
+    (states, floor)
+}
+
+#[test]
+fn a_truncated_and_rewritten_file_closed_is_old_or_new_where_auto_da_alloc_flushes_it() {
+    let (old, new) = (vec![b'o'; 8192], vec![b'n'; 100]);
+    // ext4 data=ordered: the close flushes the new data before the truncate can commit, so the
+    // file is never found empty; and after the next journal commit the new contents are durable.
+    let (states, floor) = truncate_rewrite_close(Profile::ext4_ordered(), Duration::from_secs(6));
+    assert_eq!(states, BTreeSet::from([Some(old.clone()), Some(new.clone())]));
+    assert_eq!(floor, new, "the commit after the close made the new contents durable");
+    // Left open, the same rewrite can be found empty (the truncate landed, its data did not).
+    assert!(truncate_rewrite(Profile::ext4_ordered()).contains(&Some(vec![])));
+    // Without auto_da_alloc (data=writeback's profile here, and the paranoid one) a closed file
+    // can be found empty, and the close writes nothing back.
+    for profile in [Profile::ext4_writeback(), Profile::posix()] {
+        let base = profile.base.clone();
+        let (states, floor) = truncate_rewrite_close(profile, Duration::from_secs(6));
+        assert!(states.contains(&Some(vec![])), "{base}");
+        assert_ne!(floor, new, "{base}");
+    }
 }
 
 /// `cfg` durable, then replaced by rename from an unsynced `cfg.tmp`: what `cfg` can read as.

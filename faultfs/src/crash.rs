@@ -35,7 +35,8 @@
 //! flight is skipped, applied, or (a write) applied up to a page boundary.
 
 use crate::blob::Blob;
-use crate::model::{DataOp, DirOp, Ino, Model, Op, PendingDir};
+use crate::model::{DataOp, DirOp, Ino, Model, Op, PendingDir, describe_dir_op};
+use crate::names::{self, Kind};
 use crate::profile::{DirOps, Profile, SizeBeforeData, TornSectors};
 use crate::sim::{SimConfig, SimFs};
 use rand::{Rng, RngCore, SeedableRng};
@@ -175,6 +176,10 @@ impl CrashPoint {
             }
             Some(Op::Rename { from, to }) => format!("rename {from} -> {to}"),
             Some(Op::Remove { name }) => format!("remove {name}"),
+            Some(Op::CreateDir { path }) => format!("mkdir {path}"),
+            Some(Op::RemoveDir { path }) => format!("rmdir {path}"),
+            Some(Op::Link { from, to }) => format!("link {from} -> {to}"),
+            Some(Op::Symlink { target, path }) => format!("symlink {path} -> {target}"),
             Some(Op::Write { ino, offset, data }) => {
                 format!("write {} @{offset}+{}", name(ino), data.len())
             }
@@ -1190,7 +1195,8 @@ impl CrashSpace {
         }
         for (p, landed) in self.dir.iter().zip(&state.dir) {
             let fate = if *landed { "landed" } else { "lost" };
-            lines.push(format!("directory: op #{} {}: {fate}", p.seq, p.op));
+            let op = describe_dir_op(&p.op, &self.after.inodes);
+            lines.push(format!("directory: op #{} {op}: {fate}", p.seq));
         }
         lines
     }
@@ -1476,10 +1482,22 @@ impl SimFs {
     pub(crate) fn hash_image(&self) -> u64 {
         let mut h = Xxh3::new();
         self.with_model(|model| {
-            for (name, ino) in &model.visible_dir {
-                h.update(name.as_bytes());
-                h.update(&[0]);
-                model.inode(*ino).cached.hash_into(&mut h);
+            // A file is its path, a 0 byte and its contents (so a flat directory hashes as it
+            // always did); a directory its path and a 1; a symbolic link its path, a 2 and its
+            // target.
+            for (path, ino) in names::walk(&model.visible_dir, &model.inodes) {
+                h.update(path.as_bytes());
+                match model.kind(ino) {
+                    Kind::File => {
+                        h.update(&[0]);
+                        model.inode(ino).cached.hash_into(&mut h);
+                    }
+                    Kind::Dir => h.update(&[1]),
+                    Kind::Symlink(target) => {
+                        h.update(&[2]);
+                        h.update(target.as_bytes());
+                    }
+                }
             }
         });
         h.digest()
@@ -1507,7 +1525,7 @@ mod tests {
         let space = fs.crash_point_now().power_cut_space();
         let image = space.materialize(&space.everything_landed());
         let blob = |fs: &SimFs, name: &str| {
-            fs.with_model(|m| m.inode(*m.durable_dir.get(name).unwrap()).durable.clone())
+            fs.with_model(|m| m.inode(m.lookup(name).unwrap()).durable.clone())
         };
         assert!(blob(&image, "big").same_pages(&blob(&fs, "big")));
         let (before, after) = (blob(&fs, "log"), blob(&image, "log"));

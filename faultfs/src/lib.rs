@@ -15,7 +15,7 @@
 //!   EIO, failed journal commits, ENOSPC short writes, bit flips, latent sector errors, and device
 //!   faults (misdirected writes, lost flushes, read errors and corruption). Same seed, same
 //!   states, same bytes.
-//! - [`MemFs`]: a plain in-memory directory with no fault tracking: the baseline SimFs's overhead is
+//! - [`MemFs`]: a plain in-memory directory tree with no fault tracking: the baseline SimFs's overhead is
 //!   measured against.
 //! - [`RealFs`] (from `powercut-vfs`, re-exported): the same seam over a real directory.
 //!
@@ -27,6 +27,7 @@ mod crash;
 mod fault;
 mod mem;
 mod model;
+mod names;
 mod profile;
 mod sim;
 mod trace;
@@ -38,8 +39,8 @@ pub use fault::{EioSemantics, Fault, FaultPlan, Latency};
 pub use mem::{MemFile, MemFs};
 /// The seam, re-exported: an engine names these through `powercut_vfs` (or here, in its tests).
 pub use powercut_vfs::{
-    NAME_MAX_BYTES, OpenOptions, PowerLost, RealFile, RealFs, SyncMode, Vfs, VfsFile, check_name,
-    is_power_cut,
+    DirEntry, EntryKind, NAME_MAX_BYTES, OpenOptions, PATH_MAX_BYTES, PowerLost, RealFile, RealFs,
+    SyncMode, Vfs, VfsFile, check_dir, check_name, check_path, is_power_cut, split_path,
 };
 pub use profile::{DirOps, PROFILE_NAMES, Profile, SizeBeforeData, TornSectors, Writeback};
 pub use sim::{Capture, DeviceDamage, FileState, SimConfig, SimFile, SimFs};

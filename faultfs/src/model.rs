@@ -10,7 +10,9 @@
 //! operations (create, rename, remove) whose application to the durable entries gives the visible.
 
 use crate::blob::Blob;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::names::{self, Entries, Found, Key, Kind, ROOT, kind_of};
+use std::collections::BTreeSet;
+use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ pub(crate) struct Pending {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Inode {
+    /// A file, a directory, or a symbolic link (fixed at creation).
+    pub kind: Kind,
     pub durable: Blob,
     pub cached: Blob,
     pub pending: Vec<Pending>,
@@ -70,51 +74,92 @@ pub(crate) struct Inode {
     pub latent_sectors: BTreeSet<u64>,
 }
 
+/// An operation on directory entries. Each carries the path it was issued with, for messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum DirOp {
-    Create { name: Rc<str>, ino: Ino },
-    Rename { from: Rc<str>, to: Rc<str>, ino: Ino },
-    Remove { name: Rc<str>, ino: Ino },
+    /// A new file, directory or symbolic link (its inode's kind says which).
+    Create {
+        at: Key,
+        ino: Ino,
+        path: Rc<str>,
+    },
+    /// A hard link: another name for an existing file.
+    Link {
+        at: Key,
+        ino: Ino,
+        path: Rc<str>,
+    },
+    Rename {
+        from: Key,
+        to: Key,
+        ino: Ino,
+        paths: (Rc<str>, Rc<str>),
+    },
+    /// An unlink, or an rmdir.
+    Remove {
+        at: Key,
+        ino: Ino,
+        path: Rc<str>,
+    },
 }
 
 impl DirOp {
     pub(crate) fn ino(&self) -> Ino {
         match self {
-            DirOp::Create { ino, .. } | DirOp::Rename { ino, .. } | DirOp::Remove { ino, .. } => {
-                *ino
+            DirOp::Create { ino, .. }
+            | DirOp::Link { ino, .. }
+            | DirOp::Rename { ino, .. }
+            | DirOp::Remove { ino, .. } => *ino,
+        }
+    }
+
+    /// The directories whose entries it changes (one, or two for a rename across directories).
+    pub(crate) fn dirs(&self) -> Vec<Ino> {
+        match self {
+            DirOp::Create { at, .. } | DirOp::Link { at, .. } | DirOp::Remove { at, .. } => {
+                vec![at.0]
             }
+            DirOp::Rename { from, to, .. } if from.0 == to.0 => vec![from.0],
+            DirOp::Rename { from, to, .. } => vec![from.0, to.0],
         }
     }
 
     /// Apply to a set of entries. A rename sets the new name and drops the old one only if it still
     /// names the same inode: the result always has the old name or the new, never neither.
-    pub(crate) fn apply(&self, entries: &mut BTreeMap<Rc<str>, Ino>) {
+    pub(crate) fn apply(&self, entries: &mut Entries) {
         match self {
-            DirOp::Create { name, ino } => {
-                entries.insert(name.clone(), *ino);
+            DirOp::Create { at, ino, .. } | DirOp::Link { at, ino, .. } => {
+                entries.insert(at.clone(), *ino);
             }
-            DirOp::Rename { from, to, ino } => {
+            DirOp::Rename { from, to, ino, .. } => {
                 if entries.get(from) == Some(ino) {
                     entries.remove(from);
                 }
                 entries.insert(to.clone(), *ino);
             }
-            DirOp::Remove { name, ino } => {
-                if entries.get(name) == Some(ino) {
-                    entries.remove(name);
+            DirOp::Remove { at, ino, .. } => {
+                if entries.get(at) == Some(ino) {
+                    entries.remove(at);
                 }
             }
         }
     }
 }
 
-impl std::fmt::Display for DirOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DirOp::Create { name, .. } => write!(f, "create {name}"),
-            DirOp::Rename { from, to, .. } => write!(f, "rename {from} -> {to}"),
-            DirOp::Remove { name, .. } => write!(f, "remove {name}"),
-        }
+/// How a directory operation reads in a message (`create`, `mkdir` and `symlink` by the kind of
+/// what it made, `rmdir` for a directory's removal).
+pub(crate) fn describe_dir_op(op: &DirOp, inodes: &[Inode]) -> String {
+    let kind = kind_of(inodes, op.ino());
+    match op {
+        DirOp::Create { path, .. } => match kind {
+            Kind::Dir => format!("mkdir {path}"),
+            Kind::Symlink(target) => format!("symlink {path} -> {target}"),
+            Kind::File => format!("create {path}"),
+        },
+        DirOp::Link { path, ino, .. } => format!("link {path} (inode {ino})"),
+        DirOp::Rename { paths: (from, to), .. } => format!("rename {from} -> {to}"),
+        DirOp::Remove { path, .. } if *kind == Kind::Dir => format!("rmdir {path}"),
+        DirOp::Remove { path, .. } => format!("remove {path}"),
     }
 }
 
@@ -122,14 +167,16 @@ impl std::fmt::Display for DirOp {
 pub(crate) struct PendingDir {
     pub seq: u64,
     pub op: DirOp,
+    /// Directories among `op.dirs()` synced since it was issued (it is durable once all are).
+    pub synced: Vec<Ino>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Model {
     /// Indexed by `Ino`; inodes are never reused.
     pub inodes: Vec<Inode>,
-    pub durable_dir: BTreeMap<Rc<str>, Ino>,
-    pub visible_dir: BTreeMap<Rc<str>, Ino>,
+    pub durable_dir: Entries,
+    pub visible_dir: Entries,
     pub pending_dir: Vec<PendingDir>,
     /// Bytes of pending writes writeback has not written yet, over every inode.
     pub dirty_bytes: u64,
@@ -146,25 +193,58 @@ impl Model {
         &mut self.inodes[ino as usize]
     }
 
-    pub(crate) fn lookup(&self, name: &str) -> Option<Ino> {
-        self.visible_dir.get(name).copied()
+    /// The inode `path` names in the visible namespace, following symbolic links.
+    pub(crate) fn lookup(&self, path: &str) -> Option<Ino> {
+        self.resolve(path, true).ok()?.ino
     }
 
-    /// The visible name of `ino`, if it has one (for messages).
+    /// Resolve `path` in the visible namespace.
+    pub(crate) fn resolve(&self, path: &str, follow_last: bool) -> io::Result<Found> {
+        names::resolve(&self.visible_dir, &self.inodes, path, follow_last)
+    }
+
+    pub(crate) fn kind(&self, ino: Ino) -> &Kind {
+        kind_of(&self.inodes, ino)
+    }
+
+    /// A visible path of `ino`, if it has one (for messages).
     pub(crate) fn name_of(&self, ino: Ino) -> Option<Rc<str>> {
-        self.visible_dir.iter().find(|(_, i)| **i == ino).map(|(n, _)| n.clone())
+        names::path_of(&self.visible_dir, &self.inodes, ino).map(Rc::from)
     }
 
-    pub(crate) fn create(&mut self, name: Rc<str>, seq: u64, now: Duration) -> Ino {
+    /// A new inode of `kind` at `at` (issued as `path`).
+    pub(crate) fn create(
+        &mut self,
+        at: Key,
+        path: Rc<str>,
+        kind: Kind,
+        seq: u64,
+        now: Duration,
+    ) -> Ino {
         let ino = Ino::try_from(self.inodes.len()).expect("inode numbers exhausted");
-        self.inodes.push(Inode { durable_mtime: now, cached_mtime: now, ..Inode::default() });
-        self.dir_op(DirOp::Create { name, ino }, seq);
+        assert!(ino != ROOT, "inode numbers exhausted");
+        let inode = Inode { kind, durable_mtime: now, cached_mtime: now, ..Inode::default() };
+        self.inodes.push(inode);
+        self.dir_op(DirOp::Create { at, ino, path }, seq);
         ino
+    }
+
+    /// Is directory `dir` `ancestor` or below it (in the visible namespace)?
+    pub(crate) fn is_within(&self, dir: Ino, ancestor: Ino) -> bool {
+        let mut stack = vec![ancestor];
+        while let Some(d) = stack.pop() {
+            if d == dir {
+                return true;
+            }
+            let sub = names::children(&self.visible_dir, d).map(|(_, i)| i);
+            stack.extend(sub.filter(|&i| *self.kind(i) == Kind::Dir));
+        }
+        false
     }
 
     pub(crate) fn dir_op(&mut self, op: DirOp, seq: u64) {
         op.apply(&mut self.visible_dir);
-        self.pending_dir.push(PendingDir { seq, op });
+        self.pending_dir.push(PendingDir { seq, op, synced: Vec::new() });
     }
 
     pub(crate) fn write(&mut self, ino: Ino, offset: u64, data: Rc<[u8]>, seq: u64, now: Duration) {
@@ -384,6 +464,34 @@ impl Model {
         debug_assert!(self.durable_dir == self.visible_dir);
     }
 
+    /// A sync of directory `dir`. `ordered` (a journal): every pending operation up to the last
+    /// one on `dir` commits. Otherwise each operation on `dir` notes the sync, and commits once
+    /// every directory it changed is synced (both, for a rename across directories).
+    pub(crate) fn commit_dir_at(&mut self, dir: Ino, ordered: bool) {
+        if ordered {
+            let Some(last) = self.pending_dir.iter().rposition(|p| p.op.dirs().contains(&dir))
+            else {
+                return;
+            };
+            for p in self.pending_dir.drain(..=last) {
+                p.op.apply(&mut self.durable_dir);
+            }
+            return;
+        }
+        let durable = &mut self.durable_dir;
+        self.pending_dir.retain_mut(|p| {
+            let dirs = p.op.dirs();
+            if dirs.contains(&dir) && !p.synced.contains(&dir) {
+                p.synced.push(dir);
+            }
+            let done = dirs.iter().all(|d| p.synced.contains(d));
+            if done {
+                p.op.apply(durable);
+            }
+            !done
+        });
+    }
+
     /// Commit the pending directory operations on `ino` (a file sync that persists its entry).
     /// `ordered`: everything up to the last one on `ino` commits too, as a journal would.
     pub(crate) fn commit_dir_for(&mut self, ino: Ino, ordered: bool) {
@@ -480,6 +588,20 @@ pub(crate) enum Op {
     Remove {
         name: Rc<str>,
     },
+    CreateDir {
+        path: Rc<str>,
+    },
+    RemoveDir {
+        path: Rc<str>,
+    },
+    Link {
+        from: Rc<str>,
+        to: Rc<str>,
+    },
+    Symlink {
+        target: Rc<str>,
+        path: Rc<str>,
+    },
     Write {
         ino: Ino,
         offset: u64,
@@ -496,25 +618,53 @@ pub(crate) enum Op {
 impl Model {
     /// Apply `op` to the cache and the pending lists, without any durability effect.
     pub(crate) fn apply_unsynced(&mut self, op: &Op, seq: u64, now: Duration) {
+        // The caller checked the operation against the same namespace: a path that no longer
+        // resolves means there is nothing to apply.
+        let found = |m: &Model, path: &str, follow: bool| m.resolve(path, follow).ok();
         match op {
-            Op::Open { name, create, truncate } => match self.lookup(name) {
-                Some(ino) if *truncate && self.inode(ino).cached.len() > 0 => {
+            Op::Open { name, create, truncate } => match found(self, name, true) {
+                Some(Found { ino: Some(ino), .. })
+                    if *truncate && self.inode(ino).cached.len() > 0 =>
+                {
                     self.set_len(ino, 0, seq, now);
                 }
-                Some(_) => {}
-                None if *create => {
-                    self.create(name.clone(), seq, now);
+                Some(Found { ino: Some(_), .. }) => {}
+                Some(f) if *create => {
+                    self.create(f.key(), name.clone(), Kind::File, seq, now);
                 }
-                None => {}
+                _ => {}
             },
             Op::Rename { from, to } => {
-                if let Some(ino) = self.lookup(from).filter(|_| from != to) {
-                    self.dir_op(DirOp::Rename { from: from.clone(), to: to.clone(), ino }, seq);
+                let (Some(a), Some(b)) = (found(self, from, false), found(self, to, false)) else {
+                    return;
+                };
+                if let (Some(ino), true) = (a.ino, a.key() != b.key()) {
+                    let paths = (from.clone(), to.clone());
+                    self.dir_op(DirOp::Rename { from: a.key(), to: b.key(), ino, paths }, seq);
                 }
             }
-            Op::Remove { name } => {
-                if let Some(ino) = self.lookup(name) {
-                    self.dir_op(DirOp::Remove { name: name.clone(), ino }, seq);
+            Op::Remove { name: path } | Op::RemoveDir { path } => {
+                if let Some(Found { dir, name, ino: Some(ino) }) = found(self, path, false) {
+                    let at = (dir, name);
+                    self.dir_op(DirOp::Remove { at, ino, path: path.clone() }, seq);
+                }
+            }
+            Op::CreateDir { path } => {
+                if let Some(f) = found(self, path, false).filter(|f| f.ino.is_none()) {
+                    self.create(f.key(), path.clone(), Kind::Dir, seq, now);
+                }
+            }
+            Op::Symlink { target, path } => {
+                if let Some(f) = found(self, path, false).filter(|f| f.ino.is_none()) {
+                    self.create(f.key(), path.clone(), Kind::Symlink(target.clone()), seq, now);
+                }
+            }
+            Op::Link { from, to } => {
+                let (Some(a), Some(b)) = (found(self, from, false), found(self, to, false)) else {
+                    return;
+                };
+                if let (Some(ino), None) = (a.ino, b.ino) {
+                    self.dir_op(DirOp::Link { at: b.key(), ino, path: to.clone() }, seq);
                 }
             }
             Op::Write { ino, offset, data } => self.write(*ino, *offset, data.clone(), seq, now),

@@ -28,9 +28,12 @@
 use crate::crash::CrashPoint;
 use crate::fault::{EioSemantics, Fault, FaultPlan, Latency};
 use crate::model::{DataOp, Ino, Model, Op};
+use crate::names::{self, Found, Kind};
 use crate::profile::{Profile, Writeback};
 use crate::trace::{Call, Outcome, TraceEntry};
-use powercut_vfs::{OpenOptions, PowerLost, SyncMode, Vfs, VfsFile, check_name};
+use powercut_vfs::{
+    DirEntry, EntryKind, OpenOptions, PowerLost, SyncMode, Vfs, VfsFile, check_dir, check_path,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::{Cell, RefCell};
@@ -199,6 +202,10 @@ fn errno_name(err: &io::Error) -> &'static str {
         io::ErrorKind::InvalidInput => "EINVAL",
         io::ErrorKind::StorageFull => "ENOSPC",
         io::ErrorKind::ReadOnlyFilesystem => "EROFS",
+        io::ErrorKind::NotADirectory => "ENOTDIR",
+        io::ErrorKind::IsADirectory => "EISDIR",
+        io::ErrorKind::DirectoryNotEmpty => "ENOTEMPTY",
+        io::ErrorKind::PermissionDenied => "EPERM",
         _ => "EIO",
     }
 }
@@ -364,13 +371,15 @@ impl SimFs {
     /// The state of the file visible as `name`.
     pub fn file_state(&self, name: &str) -> Option<FileState> {
         let inner = self.inner.borrow();
-        let ino = inner.model.lookup(name)?;
-        let n = inner.model.inode(ino);
+        let model = &inner.model;
+        let ino = model.lookup(name)?;
+        let n = model.inode(ino);
+        let durable = names::resolve(&model.durable_dir, &model.inodes, name, true);
         Some(FileState {
             cached_len: n.cached.len(),
             durable_len: n.durable.len(),
             pending_ops: n.pending.len(),
-            entry_durable: inner.model.durable_dir.get(name) == Some(&ino),
+            entry_durable: durable.is_ok_and(|f| f.ino == Some(ino)),
             cached_mtime: n.cached_mtime,
             durable_mtime: n.durable_mtime,
         })
@@ -382,9 +391,31 @@ impl SimFs {
         inner.model.lookup(name).map(|ino| inner.model.inode(ino).cached.to_vec())
     }
 
-    /// Visible names, for inspection; not an operation.
+    /// Visible paths of files (and symbolic links), in path order, for inspection; not an
+    /// operation.
     pub fn names(&self) -> Vec<String> {
-        self.inner.borrow().model.visible_dir.keys().map(|k| k.to_string()).collect()
+        let inner = self.inner.borrow();
+        let model = &inner.model;
+        let all = names::walk(&model.visible_dir, &model.inodes);
+        all.into_iter().filter(|(_, ino)| *model.kind(*ino) != Kind::Dir).map(|(p, _)| p).collect()
+    }
+
+    /// Visible paths of directories, in path order, for inspection; not an operation.
+    pub fn dir_names(&self) -> Vec<String> {
+        let inner = self.inner.borrow();
+        let model = &inner.model;
+        let all = names::walk(&model.visible_dir, &model.inodes);
+        all.into_iter().filter(|(_, ino)| *model.kind(*ino) == Kind::Dir).map(|(p, _)| p).collect()
+    }
+
+    /// The target of the visible symbolic link `path`, for inspection; not an operation.
+    pub fn link_target(&self, path: &str) -> Option<String> {
+        let inner = self.inner.borrow();
+        let ino = inner.model.resolve(path, false).ok()?.ino?;
+        match inner.model.kind(ino) {
+            Kind::Symlink(target) => Some(target.to_string()),
+            _ => None,
+        }
     }
 
     /// Bit rot: flip bit `bit` of the byte at `offset` of `name`, on the platter and in the cache.
@@ -418,10 +449,12 @@ impl SimFs {
         let files: Vec<(String, u64)> = {
             let inner = self.inner.borrow();
             let model = &inner.model;
-            let durable = model.durable_dir.iter();
+            let durable = names::walk(&model.durable_dir, &model.inodes);
             durable
-                .filter(|(_, ino)| model.inode(**ino).durable.len() > 0)
-                .map(|(n, ino)| (n.to_string(), model.inode(*ino).durable.len()))
+                .into_iter()
+                .filter(|(_, ino)| *model.kind(*ino) == Kind::File)
+                .filter(|(_, ino)| model.inode(*ino).durable.len() > 0)
+                .map(|(n, ino)| (n, model.inode(ino).durable.len()))
                 .collect()
         };
         let mut done = Vec::new();
@@ -569,10 +602,41 @@ impl Inner {
         }
     }
 
-    fn lookup(&self, name: &str) -> io::Result<Ino> {
+    /// The existing entry `path` names (not following a symbolic link at its end).
+    fn lookup(&self, path: &str) -> io::Result<Ino> {
+        check_path(path)?;
         self.model
-            .lookup(name)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name}: no such file")))
+            .resolve(path, false)?
+            .ino
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: no such file")))
+    }
+
+    /// The directory `dir` names (`""`: the root), following symbolic links.
+    fn lookup_dir(&self, dir: &str) -> io::Result<Ino> {
+        check_dir(dir)?;
+        let found = self.model.resolve(dir, true)?;
+        match found.ino {
+            None => {
+                Err(io::Error::new(io::ErrorKind::NotFound, format!("{dir}: no such directory")))
+            }
+            Some(ino) if *self.model.kind(ino) != Kind::Dir => {
+                Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{dir}: not a directory")))
+            }
+            Some(ino) => Ok(ino),
+        }
+    }
+
+    /// Where a new entry `path` goes: its directory must exist and the name be free.
+    fn new_entry(&self, path: &str) -> io::Result<Found> {
+        check_path(path)?;
+        let found = self.model.resolve(path, false)?;
+        if found.ino.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{path}: file exists"),
+            ));
+        }
+        Ok(found)
     }
 
     fn cost(&self, call: Call) -> Duration {
@@ -583,9 +647,17 @@ impl Inner {
             Call::SyncData => l.sync_data_ns,
             Call::SyncAll => l.sync_all_ns,
             Call::SyncDir => l.sync_dir_ns,
-            Call::Open | Call::Rename | Call::Remove | Call::List | Call::Len | Call::SetLen => {
-                l.metadata_ns
-            }
+            Call::Open
+            | Call::Rename
+            | Call::Remove
+            | Call::List
+            | Call::Len
+            | Call::SetLen
+            | Call::CreateDir
+            | Call::RemoveDir
+            | Call::Link
+            | Call::Symlink
+            | Call::ReadLink => l.metadata_ns,
         })
     }
 
@@ -626,9 +698,8 @@ impl Inner {
         self.advance_to(t);
         entry.at = self.now;
         let fired_before = self.fired.len();
-        let read_only = self.shut_down
-            && (call.is_sync()
-                || matches!(call, Call::Write | Call::SetLen | Call::Rename | Call::Remove));
+        let read_only =
+            self.shut_down && (call.is_sync() || (call.mutates() && call != Call::Open));
         let result = if read_only {
             Err(erofs(entry.file.as_deref().unwrap_or(".")))
         } else {
@@ -916,12 +987,19 @@ impl Vfs for SimFs {
             op.clone(),
             (0, 0),
             |s, n| {
-                check_name(name)?;
-                match s.model.lookup(name) {
+                check_path(name)?;
+                let found = s.model.resolve(name, true)?;
+                match found.ino {
                     Some(_) if options.create_new => {
                         return Err(io::Error::new(
                             io::ErrorKind::AlreadyExists,
                             format!("{name}: file exists"),
+                        ));
+                    }
+                    Some(ino) if *s.model.kind(ino) == Kind::Dir => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::IsADirectory,
+                            format!("{name}: is a directory"),
                         ));
                     }
                     None if !create => {
@@ -932,13 +1010,12 @@ impl Vfs for SimFs {
                     }
                     _ => {}
                 }
-                let exists = s.model.lookup(name).is_some();
-                if s.shut_down && (!exists || options.truncate) {
+                if s.shut_down && (found.ino.is_none() || options.truncate) {
                     return Err(erofs(name));
                 }
                 let now = s.now;
                 s.model.apply_unsynced(&op, n, now);
-                let ino = s.lookup(name)?;
+                let ino = s.model.lookup(name).expect("the file was just opened or created");
                 let inode = s.model.inode_mut(ino);
                 inode.open_handles += 1;
                 // errseq_sample: an error no one has reported yet is reported here too.
@@ -955,9 +1032,38 @@ impl Vfs for SimFs {
         let shown: Rc<str> = Rc::from(format!("{from} -> {to}"));
         let op = Op::Rename { from: Rc::from(from), to: Rc::from(to) };
         self.inner.borrow_mut().run(Call::Rename, Some(shown), op.clone(), (0, 0), |s, n| {
-            check_name(from)?;
-            check_name(to)?;
-            s.lookup(from)?;
+            let ino = s.lookup(from)?;
+            check_path(to)?;
+            let target = s.model.resolve(to, false)?;
+            let is_dir = |i: Ino| *s.model.kind(i) == Kind::Dir;
+            match target.ino {
+                Some(t) if t == ino => return Ok(((), 0)),
+                Some(t) if is_dir(ino) && !is_dir(t) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{to}: not a directory (renaming directory {from} over it)"),
+                    ));
+                }
+                Some(t) if !is_dir(ino) && is_dir(t) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        format!("{to}: is a directory (renaming file {from} over it)"),
+                    ));
+                }
+                Some(t) if names::children(&s.model.visible_dir, t).next().is_some() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::DirectoryNotEmpty,
+                        format!("{to}: directory not empty"),
+                    ));
+                }
+                _ => {}
+            }
+            if is_dir(ino) && s.model.is_within(target.dir, ino) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{from} -> {to}: a directory cannot move below itself"),
+                ));
+            }
             let now = s.now;
             s.model.apply_unsynced(&op, n, now);
             Ok(((), 0))
@@ -968,36 +1074,139 @@ impl Vfs for SimFs {
         let rc: Rc<str> = Rc::from(name);
         let op = Op::Remove { name: rc.clone() };
         self.inner.borrow_mut().run(Call::Remove, Some(rc), op.clone(), (0, 0), |s, n| {
-            check_name(name)?;
-            s.lookup(name)?;
+            let ino = s.lookup(name)?;
+            if *s.model.kind(ino) == Kind::Dir {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    format!("{name}: is a directory (remove_dir removes one)"),
+                ));
+            }
             let now = s.now;
             s.model.apply_unsynced(&op, n, now);
             Ok(((), 0))
         })
     }
 
-    fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.borrow_mut().run(Call::List, None, Op::NoEffect, (0, 0), |s, _| {
-            let names: Vec<String> = s.model.visible_dir.keys().map(|k| k.to_string()).collect();
-            let count = names.len() as u64;
-            Ok((names, count))
+    fn create_dir(&self, path: &str) -> io::Result<()> {
+        let rc: Rc<str> = Rc::from(path);
+        let op = Op::CreateDir { path: rc.clone() };
+        self.inner.borrow_mut().run(Call::CreateDir, Some(rc), op.clone(), (0, 0), |s, n| {
+            s.new_entry(path)?;
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
         })
     }
 
-    fn sync_dir(&self) -> io::Result<()> {
-        self.inner.borrow_mut().run(Call::SyncDir, None, Op::NoEffect, (0, 0), |s, n| {
+    fn remove_dir(&self, path: &str) -> io::Result<()> {
+        let rc: Rc<str> = Rc::from(path);
+        let op = Op::RemoveDir { path: rc.clone() };
+        self.inner.borrow_mut().run(Call::RemoveDir, Some(rc), op.clone(), (0, 0), |s, n| {
+            let ino = s.lookup(path)?;
+            if *s.model.kind(ino) != Kind::Dir {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{path}: not a directory"),
+                ));
+            }
+            if names::children(&s.model.visible_dir, ino).next().is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::DirectoryNotEmpty,
+                    format!("{path}: directory not empty"),
+                ));
+            }
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
+        })
+    }
+
+    fn read_dir(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
+        let file = (!dir.is_empty()).then(|| Rc::from(dir));
+        self.inner.borrow_mut().run(Call::List, file, Op::NoEffect, (0, 0), |s, _| {
+            let d = s.lookup_dir(dir)?;
+            let entries: Vec<DirEntry> = names::children(&s.model.visible_dir, d)
+                .map(|(name, ino)| {
+                    let kind = match s.model.kind(ino) {
+                        Kind::File => EntryKind::File,
+                        Kind::Dir => EntryKind::Dir,
+                        Kind::Symlink(_) => EntryKind::Symlink,
+                    };
+                    DirEntry { name: name.to_string(), kind }
+                })
+                .collect();
+            let count = entries.len() as u64;
+            Ok((entries, count))
+        })
+    }
+
+    fn sync_dir_at(&self, dir: &str) -> io::Result<()> {
+        let file = (!dir.is_empty()).then(|| Rc::from(dir));
+        let shown = if dir.is_empty() { "." } else { dir };
+        self.inner.borrow_mut().run(Call::SyncDir, file, Op::NoEffect, (0, 0), |s, n| {
+            let d = s.lookup_dir(dir)?;
             if s.fault(n, Fault::SyncEio) {
-                return Err(eio(".", "fsync of the directory"));
+                return Err(eio(shown, "fsync of the directory"));
             }
             // On a journaled filesystem a directory fsync is a journal commit.
             if s.config.profile.fsync_commits_journal {
                 if !s.commit() {
-                    return Err(eio(".", "fsync of the directory: the journal commit failed"));
+                    return Err(eio(shown, "fsync of the directory: the journal commit failed"));
                 }
             } else {
-                s.model.commit_dir();
+                let ordered = s.config.profile.dir_ops == crate::profile::DirOps::Ordered;
+                s.model.commit_dir_at(d, ordered);
             }
             Ok(((), 0))
+        })
+    }
+
+    fn link(&self, existing: &str, new: &str) -> io::Result<()> {
+        let shown: Rc<str> = Rc::from(format!("{existing} -> {new}"));
+        let op = Op::Link { from: Rc::from(existing), to: Rc::from(new) };
+        self.inner.borrow_mut().run(Call::Link, Some(shown), op.clone(), (0, 0), |s, n| {
+            let ino = s.lookup(existing)?;
+            if *s.model.kind(ino) == Kind::Dir {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{existing}: a directory cannot be hard-linked (EPERM)"),
+                ));
+            }
+            s.new_entry(new)?;
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
+        })
+    }
+
+    fn symlink(&self, target: &str, link: &str) -> io::Result<()> {
+        let rc: Rc<str> = Rc::from(link);
+        let op = Op::Symlink { target: Rc::from(target), path: rc.clone() };
+        self.inner.borrow_mut().run(Call::Symlink, Some(rc), op.clone(), (0, 0), |s, n| {
+            if target.is_empty() || target.contains('\0') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{link}: bad symlink target {target:?}"),
+                ));
+            }
+            s.new_entry(link)?;
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now);
+            Ok(((), 0))
+        })
+    }
+
+    fn read_link(&self, link: &str) -> io::Result<String> {
+        let rc: Rc<str> = Rc::from(link);
+        self.inner.borrow_mut().run(Call::ReadLink, Some(rc), Op::NoEffect, (0, 0), |s, _| {
+            let ino = s.lookup(link)?;
+            match s.model.kind(ino) {
+                Kind::Symlink(target) => Ok((target.to_string(), target.len() as u64)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{link}: not a symbolic link"),
+                )),
+            }
         })
     }
 

@@ -18,6 +18,11 @@ pub enum Call {
     SetLen,
     SyncAll,
     SyncData,
+    CreateDir,
+    RemoveDir,
+    Link,
+    Symlink,
+    ReadLink,
 }
 
 impl Call {
@@ -35,12 +40,28 @@ impl Call {
             Call::SetLen => "set_len",
             Call::SyncAll => "fsync",
             Call::SyncData => "fdatasync",
+            Call::CreateDir => "mkdir",
+            Call::RemoveDir => "rmdir",
+            Call::Link => "link",
+            Call::Symlink => "symlink",
+            Call::ReadLink => "readlink",
         }
     }
 
     /// Does the call change state that a power cut could lose?
     pub fn mutates(self) -> bool {
-        matches!(self, Call::Open | Call::Rename | Call::Remove | Call::Write | Call::SetLen)
+        matches!(
+            self,
+            Call::Open
+                | Call::Rename
+                | Call::Remove
+                | Call::Write
+                | Call::SetLen
+                | Call::CreateDir
+                | Call::RemoveDir
+                | Call::Link
+                | Call::Symlink
+        )
     }
 
     /// Is the call a sync point (fsync, fdatasync, directory fsync)?

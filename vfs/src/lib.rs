@@ -6,7 +6,9 @@
 //! all a production build needs: it depends on `std` and `libc` only, so the simulator and the
 //! harness stay out of the engine's dependency graph.
 //!
-//! - [`Vfs`]: open, rename, remove, list, `sync_dir`, `now` over one directory.
+//! - [`Vfs`]: open, rename, remove, `create_dir`, `remove_dir`, `read_dir`, `sync_dir_at`, `link`,
+//!   `symlink`, `read_link`, `now` over a directory tree below one root (with `list` and
+//!   `sync_dir` for the root itself).
 //! - [`VfsFile`]: positional `read_at` / `write_at`, `len`, `set_len`, `sync_all` (fsync),
 //!   `sync_data` (fdatasync).
 //! - [`is_power_cut`]: tells a simulated power cut (the run is over: stop, do not handle it) from
@@ -31,7 +33,10 @@ mod real;
 mod seam;
 
 pub use real::{RealFile, RealFs};
-pub use seam::{NAME_MAX_BYTES, OpenOptions, SyncMode, Vfs, VfsFile, check_name};
+pub use seam::{
+    DirEntry, EntryKind, NAME_MAX_BYTES, OpenOptions, PATH_MAX_BYTES, SyncMode, Vfs, VfsFile,
+    check_dir, check_name, check_path, split_path,
+};
 
 use std::fmt;
 use std::io;

@@ -1,8 +1,13 @@
 //! The storage seam: what an engine under test may ask of a filesystem.
 //!
 //! Guarantees of the seam itself, for every implementation:
-//! - One flat directory. Names are validated by [`check_name`]: no `/`, no NUL, not empty, not `.`
-//!   or `..`, at most [`NAME_MAX_BYTES`] bytes. Nothing can escape the directory.
+//! - A directory tree below one root. Paths are relative, with `/` between components, and are
+//!   validated by [`check_path`]: no leading `/`, no empty, `.` or `..` component, no NUL, each
+//!   component at most [`NAME_MAX_BYTES`] bytes, the whole at most [`PATH_MAX_BYTES`]. A directory
+//!   argument may also be `""`, the root. Nothing escapes the root: a symbolic link is followed
+//!   only while its target stays below it.
+//! - A new entry (file, directory, link) is durable once its *parent* directory is synced;
+//!   a rename across directories once both are. A new directory's own entry is in its parent.
 //! - Every call except [`Vfs::now`] is one numbered *operation*: the unit at which a simulated power
 //!   cut can be armed.
 //! - Positional I/O only (`read_at` / `write_at`); there is no file cursor to forget about.
@@ -15,8 +20,31 @@
 use std::io;
 use std::time::Duration;
 
-/// Longest accepted file name, in bytes (Linux NAME_MAX).
+/// Longest accepted file name (one path component), in bytes (Linux NAME_MAX).
 pub const NAME_MAX_BYTES: usize = 255;
+
+/// Longest accepted path, in bytes (Linux PATH_MAX, less its NUL).
+pub const PATH_MAX_BYTES: usize = 4095;
+
+/// What a directory entry names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (not followed by [`Vfs::read_dir`]).
+    Symlink,
+}
+
+/// One entry of [`Vfs::read_dir`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DirEntry {
+    /// The entry's name within its directory.
+    pub name: String,
+    /// What it names.
+    pub kind: EntryKind,
+}
 
 /// How writes through an open file reach the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -72,24 +100,50 @@ impl OpenOptions {
     }
 }
 
-/// A filesystem holding one flat directory.
+/// A filesystem holding a directory tree below one root.
 pub trait Vfs {
     /// An open file. Dropping it closes it; closing never syncs.
     type File: VfsFile;
 
-    /// Open (and perhaps create or truncate) `name`.
-    fn open(&self, name: &str, options: OpenOptions) -> io::Result<Self::File>;
-    /// Atomically rename `from` to `to`, replacing `to` if it exists.
+    /// Open (and perhaps create or truncate) the file at `path`, following symbolic links that
+    /// stay below the root. Its directory must exist.
+    fn open(&self, path: &str, options: OpenOptions) -> io::Result<Self::File>;
+    /// Atomically rename the file or directory `from` to `to`, replacing a file at `to` (or an
+    /// empty directory, when `from` is one). Across directories too.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
-    /// Remove the directory entry `name`. Open handles keep working.
-    fn remove(&self, name: &str) -> io::Result<()>;
-    /// The names in the directory, sorted bytewise.
-    fn list(&self) -> io::Result<Vec<String>>;
-    /// fsync of the directory: every completed create, rename and remove becomes durable.
-    fn sync_dir(&self) -> io::Result<()>;
+    /// Remove the directory entry `path` (a file or a symbolic link; never a directory). Open
+    /// handles keep working; other hard links keep the file.
+    fn remove(&self, path: &str) -> io::Result<()>;
+    /// Create the directory `path`; its parent must exist.
+    fn create_dir(&self, path: &str) -> io::Result<()>;
+    /// Remove the empty directory `path`.
+    fn remove_dir(&self, path: &str) -> io::Result<()>;
+    /// The entries of directory `dir` (`""`: the root), sorted bytewise by name.
+    fn read_dir(&self, dir: &str) -> io::Result<Vec<DirEntry>>;
+    /// fsync of directory `dir` (`""`: the root): its completed creates, renames, links and
+    /// removes become durable (a rename across directories once both are synced).
+    fn sync_dir_at(&self, dir: &str) -> io::Result<()>;
+    /// A new name `new` for the existing file `existing` (a hard link; both names share data).
+    fn link(&self, existing: &str, new: &str) -> io::Result<()>;
+    /// A symbolic link at `link` whose target is `target` (relative to the link's directory;
+    /// it need not exist, and is stored as given).
+    fn symlink(&self, target: &str, link: &str) -> io::Result<()>;
+    /// The target of the symbolic link `link`.
+    fn read_link(&self, link: &str) -> io::Result<String>;
     /// Monotonic time since this Vfs was made: virtual in SimFs, a real clock in RealFs.
     /// Not an operation: reading the clock cannot be interrupted by a power cut.
     fn now(&self) -> Duration;
+
+    /// The names of the files (not directories) in the root, sorted bytewise.
+    fn list(&self) -> io::Result<Vec<String>> {
+        let entries = self.read_dir("")?;
+        Ok(entries.into_iter().filter(|e| e.kind != EntryKind::Dir).map(|e| e.name).collect())
+    }
+
+    /// fsync of the root directory ([`Vfs::sync_dir_at`] of `""`).
+    fn sync_dir(&self) -> io::Result<()> {
+        self.sync_dir_at("")
+    }
 }
 
 /// An open file with positional I/O.
@@ -163,7 +217,49 @@ pub trait VfsFile {
     }
 }
 
-/// Check that `name` is a plain file name inside the one directory.
+/// Check that `path` is a relative path below the root: components separated by single `/`,
+/// each a valid [`check_name`]; the error names the path.
+pub fn check_path(path: &str) -> io::Result<()> {
+    let bad = |why: String| {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad path {path:?}: {why}")))
+    };
+    if path.is_empty() {
+        return bad("empty".into());
+    }
+    if path.starts_with('/') {
+        return bad("absolute (paths are relative to the root)".into());
+    }
+    if path.len() > PATH_MAX_BYTES {
+        return bad(format!("longer than {PATH_MAX_BYTES} bytes"));
+    }
+    for component in path.split('/') {
+        if component.is_empty() {
+            return bad("an empty component (a doubled or trailing '/')".into());
+        }
+        if component == ".." {
+            return bad("a '..' component".into());
+        }
+        if let Err(e) = check_name(component) {
+            return bad(format!("component {component:?}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_path`] for a directory argument, which may also be `""` (the root).
+pub fn check_dir(dir: &str) -> io::Result<()> {
+    if dir.is_empty() { Ok(()) } else { check_path(dir) }
+}
+
+/// The parent directory of a checked path (`""` for the root) and the last component.
+pub fn split_path(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// Check that `name` is a plain file name (one path component).
 pub fn check_name(name: &str) -> io::Result<()> {
     let bad = |why: &str| {
         Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad file name {name:?}: {why}")))

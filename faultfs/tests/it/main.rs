@@ -10,6 +10,7 @@ mod fidelity;
 mod profiles;
 mod real;
 mod seam;
+mod trees;
 
 use faultfs::{CrashPoint, OpenOptions, Profile, SimFs, Vfs, VfsFile};
 use std::collections::BTreeSet;

@@ -41,13 +41,13 @@ fn real_fs_errors_name_the_file_and_names_cannot_escape() {
     fs.open("x", OpenOptions::create()).unwrap();
     let err = fs.open("x", OpenOptions::create_new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
-    for bad in ["..", "../escape", "a/b", "", "nul\0"] {
-        assert_eq!(
-            fs.open(bad, OpenOptions::create()).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
+    for bad in ["..", "../escape", "/abs", "a//b", "a/", "a/../b", "", "nul\0"] {
+        let err = fs.open(bad, OpenOptions::create()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
         assert_eq!(fs.rename("x", bad).unwrap_err().kind(), ErrorKind::InvalidInput);
     }
+    // A path below a directory that does not exist is not found, and creates nothing.
+    assert_eq!(fs.open("a/b", OpenOptions::create()).unwrap_err().kind(), ErrorKind::NotFound);
     assert!(!dir.path().parent().unwrap().join("escape").exists());
     let err = RealFs::open(dir.path().join("nope")).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");

@@ -183,10 +183,14 @@ fn open_flags_behave_like_posix() {
 #[test]
 fn names_that_escape_the_directory_are_refused() {
     let fs = posix();
-    for bad in ["", ".", "..", "a/b", "../x", "nul\0byte"] {
+    for bad in ["", ".", "..", "../x", "/abs", "a//b", "a/", "a/./b", "nul\0byte"] {
         let err = fs.open(bad, OpenOptions::create()).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        assert!(err.to_string().contains("bad path"), "{err}");
     }
+    // Below a directory that does not exist: not found.
+    let err = fs.open("a/b", OpenOptions::create()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     assert!(fs.names().is_empty());
 }
 

@@ -15,6 +15,12 @@ Variants, each with one classic mistake (the correct one has none):
     no-crc        recovery trusts the lengths and skips the CRC check, so it serves torn records
     retry-fsync   when fsync fails, retries it and acknowledges once the retry succeeds (on Linux
                   the failed fsync already dropped the dirty pages: PostgreSQL's "fsyncgate")
+    subdir        correct, with the segments in a subdirectory DIR/segs it creates: fsyncs DIR
+                  after the mkdir (the new directory's entry is in its parent), and DIR/segs
+                  after creating a segment
+    subdir-no-parent-fsync
+                  as subdir, but never fsyncs DIR: the segments are durable in a directory
+                  whose own name may vanish at a power cut
 
 The correct store exits on a failed fsync without acknowledging.
 """
@@ -27,7 +33,19 @@ import zlib
 HEADER = struct.Struct("<IHI")
 DELETE = 0xFFFFFFFF
 PER_SEGMENT = 4
-VARIANTS = ("correct", "no-fsync", "no-dir-fsync", "no-crc", "retry-fsync")
+VARIANTS = (
+    "correct",
+    "no-fsync",
+    "no-dir-fsync",
+    "no-crc",
+    "retry-fsync",
+    "subdir",
+    "subdir-no-parent-fsync",
+)
+
+
+def segments_dir(d, variant):
+    return os.path.join(d, "segs") if variant.startswith("subdir") else d
 
 
 def segment_name(n):
@@ -42,6 +60,13 @@ def encode(key, value):
 
 
 def load(d, n, variant):
+    if variant.startswith("subdir"):
+        os.mkdir(os.path.join(d, "segs"))
+        if variant == "subdir":
+            parent = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(parent)
+            os.close(parent)
+        d = segments_dir(d, variant)
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     fd = None
     for i in range(n):
@@ -71,7 +96,11 @@ def load(d, n, variant):
 
 def recover(d, variant):
     state = {}
-    names = sorted(f for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".log"))
+    d = segments_dir(d, variant)
+    if not os.path.isdir(d):
+        names = []
+    else:
+        names = sorted(f for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".log"))
     for name in names:
         with open(os.path.join(d, name), "rb") as f:
             data = f.read()

@@ -103,7 +103,7 @@ pub fn trace(args: TraceArgs) -> Result<bool, String> {
             o,
             TraceOp::Fsync { .. }
                 | TraceOp::Fdatasync { .. }
-                | TraceOp::SyncDir
+                | TraceOp::SyncDir { .. }
                 | TraceOp::SyncFailed { .. }
         )),
         count(|o| matches!(o, TraceOp::Ack { .. })),

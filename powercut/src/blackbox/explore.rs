@@ -90,17 +90,36 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
     let err = |i: usize, e: std::io::Error| {
         format!("trace operation {} ({:?}): {e}", i + 1, trace.ops[i])
     };
-    let mut initial = false;
+    // The starting tree, all durable: directories (parents first), links, files; then every
+    // directory synced, the deepest first.
+    let mut dirs = vec![String::new()];
     for (i, op) in trace.ops.iter().enumerate() {
-        if let TraceOp::Initial { name, data } = op {
-            let f = fs.open(name, OpenOptions::create()).map_err(|e| err(i, e))?;
-            f.write_all_at(&data.0, 0).map_err(|e| err(i, e))?;
-            f.sync_all().map_err(|e| err(i, e))?;
-            initial = true;
+        match op {
+            TraceOp::InitialDir { name } => {
+                fs.create_dir(name).map_err(|e| err(i, e))?;
+                dirs.push(name.clone());
+            }
+            TraceOp::InitialSymlink { name, target } => {
+                fs.symlink(target, name).map_err(|e| err(i, e))?;
+            }
+            TraceOp::Initial { name, data } => {
+                let f = fs.open(name, OpenOptions::create()).map_err(|e| err(i, e))?;
+                f.write_all_at(&data.0, 0).map_err(|e| err(i, e))?;
+                f.sync_all().map_err(|e| err(i, e))?;
+            }
+            _ => {}
         }
     }
-    if initial {
-        fs.sync_dir().map_err(|e| format!("initial directory: {e}"))?;
+    if trace.ops.iter().any(|o| {
+        matches!(
+            o,
+            TraceOp::Initial { .. } | TraceOp::InitialDir { .. } | TraceOp::InitialSymlink { .. }
+        )
+    }) {
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        for d in &dirs {
+            fs.sync_dir_at(d).map_err(|e| format!("initial directory {d:?}: {e}"))?;
+        }
     }
     let first = fs.op_count() + 1;
     fs.capture_at(first..first + trace.ops.len() as u64 + 1);
@@ -110,14 +129,15 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
     let mut acks = 0usize;
     for (i, op) in trace.ops.iter().enumerate() {
         // The operation in flight at a crash point is the next one SimFs numbers: an
-        // acknowledgement, a close or an unmodelled mkdir is not one.
+        // acknowledgement, a close or a listing is not one.
         if !matches!(
             op,
             TraceOp::Ack { .. }
                 | TraceOp::Close { .. }
                 | TraceOp::Initial { .. }
-                | TraceOp::Mkdir { .. }
-                | TraceOp::Rmdir { .. }
+                | TraceOp::InitialDir { .. }
+                | TraceOp::InitialSymlink { .. }
+                | TraceOp::List { .. }
         ) {
             at_op.entry(fs.op_count() + 1).or_insert((i, acks));
         }
@@ -125,7 +145,13 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
             files.get(f).ok_or_else(|| format!("trace operation {}: file {f} is not open", i + 1))
         };
         match op {
-            TraceOp::Initial { .. } | TraceOp::Mkdir { .. } | TraceOp::Rmdir { .. } => {}
+            TraceOp::Initial { .. }
+            | TraceOp::InitialDir { .. }
+            | TraceOp::InitialSymlink { .. }
+            | TraceOp::List { .. } => {}
+            TraceOp::Mkdir { name } => fs.create_dir(name).map_err(|e| err(i, e))?,
+            TraceOp::Rmdir { name } => fs.remove_dir(name).map_err(|e| err(i, e))?,
+            TraceOp::Symlink { target, name } => fs.symlink(target, name).map_err(|e| err(i, e))?,
             TraceOp::Ack { .. } => acks += 1,
             TraceOp::Open { file, name, create, excl, truncate, sync } => {
                 let options = OpenOptions {
@@ -142,15 +168,15 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
             TraceOp::SetLen { file: f, len } => file(f)?.set_len(*len).map_err(|e| err(i, e))?,
             TraceOp::Fsync { file: f } => file(f)?.sync_all().map_err(|e| err(i, e))?,
             TraceOp::Fdatasync { file: f } => file(f)?.sync_data().map_err(|e| err(i, e))?,
-            TraceOp::SyncDir => fs.sync_dir().map_err(|e| err(i, e))?,
-            TraceOp::SyncFailed { file: f } => {
+            TraceOp::SyncDir { dir } => fs.sync_dir_at(dir).map_err(|e| err(i, e))?,
+            TraceOp::SyncFailed { file: f, dir } => {
                 // The worst case: nothing the failed fsync was writing reached the disk.
                 faults = faults.at(fs.op_count() + 1, Fault::SyncEio);
                 faults.eio_persists_nothing = true;
                 fs.set_faults(faults.clone());
                 let result = match f {
                     Some(f) => file(f)?.sync_all(),
-                    None => fs.sync_dir(),
+                    None => fs.sync_dir_at(dir),
                 };
                 if result.is_ok() {
                     return Err(format!(
@@ -161,12 +187,7 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
             }
             TraceOp::Rename { from, to } => fs.rename(from, to).map_err(|e| err(i, e))?,
             TraceOp::Remove { name } => fs.remove(name).map_err(|e| err(i, e))?,
-            TraceOp::Link { from, to } => {
-                return Err(format!(
-                    "trace operation {}: link {from} -> {to}: hard links are not modelled",
-                    i + 1
-                ));
-            }
+            TraceOp::Link { from, to } => fs.link(from, to).map_err(|e| err(i, e))?,
             TraceOp::Close { file } => {
                 files.remove(file);
             }
@@ -278,12 +299,21 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Write `image` into a fresh directory `dir`.
+/// Write `image` into a fresh directory `dir`: its directories, files and symbolic links.
 pub fn materialize_into(image: &SimFs, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for sub in image.dir_names() {
+        let path = dir.join(&sub);
+        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     for name in image.names() {
-        let data = image.contents(&name).unwrap_or_default();
         let path = dir.join(&name);
+        if let Some(target) = image.link_target(&name) {
+            std::os::unix::fs::symlink(&target, &path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            continue;
+        }
+        let data = image.contents(&name).unwrap_or_default();
         std::fs::write(&path, data).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
@@ -867,12 +897,19 @@ fn describe_op(trace: &Trace, op: &TraceOp) -> String {
         TraceOp::Open { name, create, .. } => {
             format!("open {name}{}", if *create { " (create)" } else { "" })
         }
-        TraceOp::SyncDir => "fsync of the directory".into(),
+        TraceOp::SyncDir { dir } if dir.is_empty() => "fsync of the directory".into(),
+        TraceOp::SyncDir { dir } => format!("fsync of directory {dir}"),
         TraceOp::Rename { from, to } => format!("rename {from} -> {to}"),
         TraceOp::Remove { name } => format!("unlink {name}"),
-        TraceOp::SyncFailed { file } => {
-            format!("failed fsync of {}", file.as_ref().map_or("the directory".into(), name))
+        TraceOp::Mkdir { name } => format!("mkdir {name}"),
+        TraceOp::Rmdir { name } => format!("rmdir {name}"),
+        TraceOp::Link { from, to } => format!("link {from} -> {to}"),
+        TraceOp::Symlink { target, name } => format!("symlink {name} -> {target}"),
+        TraceOp::SyncFailed { file: Some(f), .. } => format!("failed fsync of {}", name(f)),
+        TraceOp::SyncFailed { file: None, dir } if dir.is_empty() => {
+            "failed fsync of the directory".into()
         }
+        TraceOp::SyncFailed { file: None, dir } => format!("failed fsync of directory {dir}"),
         other => format!("{other:?}"),
     }
 }

@@ -105,21 +105,51 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
     })
 }
 
-/// The regular files in `dir` before the program runs (they are its durable starting state).
-fn snapshot(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = entry.path();
-        if path.is_file() {
+/// What `dir` holds before the program runs (its durable starting state): regular files,
+/// subdirectories (parents first) and symbolic links, by path below `dir`. Other kinds (a FIFO, a
+/// socket, a device) are refused, naming them.
+fn snapshot(dir: &Path) -> Result<trace::Snapshot, String> {
+    let mut out = trace::Snapshot::default();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let here = if rel.is_empty() { dir.to_path_buf() } else { dir.join(&rel) };
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(&here).map_err(|e| format!("{}: {e}", here.display()))? {
+            let entry = entry.map_err(|e| format!("{}: {e}", here.display()))?;
             let name = entry
                 .file_name()
                 .into_string()
-                .map_err(|n| format!("{}: file name {n:?} is not UTF-8", dir.display()))?;
-            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            files.push((name, data));
+                .map_err(|n| format!("{}: file name {n:?} is not UTF-8", here.display()))?;
+            entries.push((name, entry));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in entries {
+            let path = entry.path();
+            let rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let kind = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|t| format!("{}: link target {t:?} is not UTF-8", path.display()))?;
+                out.links.push((rel, target));
+            } else if kind.is_dir() {
+                out.dirs.push(rel.clone());
+                stack.push(rel);
+            } else if kind.is_file() {
+                let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                out.files.push((rel, data));
+            } else {
+                return Err(format!(
+                    "{}: neither a file, a directory nor a symbolic link: not modelled",
+                    path.display()
+                ));
+            }
         }
     }
-    files.sort();
-    Ok(files)
+    out.dirs.sort_by_key(|d| d.matches('/').count());
+    out.files.sort();
+    out.links.sort();
+    Ok(out)
 }

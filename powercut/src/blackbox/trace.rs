@@ -1,18 +1,20 @@
-//! A trace: what an unmodified program did to one directory, as logical operations in the
+//! A trace: what an unmodified program did to one directory tree, as logical operations in the
 //! vocabulary SimFs replays (open, write at an offset, set_len, fsync, fdatasync, directory fsync,
-//! rename, remove), with the program's acknowledgements in order between them.
+//! rename, remove, mkdir, rmdir, link, symlink), with the program's acknowledgements in order
+//! between them. Paths are relative to the traced directory, with `/` below it.
 //!
 //! [`Tracer`] turns strace's system calls into that: it keeps each process's descriptor table
 //! (shared open-file offsets across dup, `O_APPEND`, lseek and reads moving the offset), follows
-//! a file across rename and unlink by the handle it was opened as, tells the directory's own fsync
-//! from a listing, and reads acknowledgement lines from what the program writes to its stdout.
+//! a file across rename and unlink by the handle it was opened as, resolves `*at` calls against
+//! their directory descriptor, tells a directory's fsync from a listing of it, and reads
+//! acknowledgement lines from what the program writes to its stdout.
 
 use super::strace::{Arg, Syscall};
 use faultfs::SyncMode;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -42,19 +44,31 @@ pub struct Header {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TraceOp {
-    /// A file that was in the directory, durable, before the program started.
+    /// A file that was in the directory tree, durable, before the program started.
     Initial {
-        /// Its name in the directory.
+        /// Its path in the directory.
         name: String,
         /// Its contents.
         data: Hex,
+    },
+    /// A subdirectory that was there, durable, before the program started.
+    InitialDir {
+        /// Its path in the directory.
+        name: String,
+    },
+    /// A symbolic link that was there, durable, before the program started.
+    InitialSymlink {
+        /// Its path in the directory.
+        name: String,
+        /// Its target, as stored.
+        target: String,
     },
     /// A file in the directory opened (`open`, `openat`, `creat`; `truncate` by name opens a
     /// handle of its own).
     Open {
         /// The new handle.
         file: u32,
-        /// The file's name in the directory.
+        /// The file's path in the directory.
         name: String,
         /// `O_CREAT`: create the file if it does not exist.
         create: bool,
@@ -92,41 +106,63 @@ pub enum TraceOp {
         /// The handle synced.
         file: u32,
     },
-    /// An fsync (or fdatasync) that returned EIO; `file: null` is the directory's.
+    /// An fsync (or fdatasync) that returned EIO; `file: null` is a directory's (`dir`).
     SyncFailed {
-        /// The handle synced, or `None` for the directory itself.
+        /// The handle synced, or `None` for a directory.
         file: Option<u32>,
+        /// The directory, when `file` is `None` (`""`: the traced directory itself).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        dir: String,
     },
-    /// fsync of the directory itself.
-    SyncDir,
-    /// A rename within the directory (a rename out of it is a [`TraceOp::Remove`]).
+    /// fsync of a directory: the traced one (`dir` empty or absent) or a subdirectory.
+    SyncDir {
+        /// The directory's path (`""`: the traced directory itself).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        dir: String,
+    },
+    /// A listing of a directory (`getdents`): recorded to tell it from a directory fsync;
+    /// replayed as nothing (it changes nothing a crash could lose).
+    List {
+        /// The directory's path (`""`: the traced directory itself).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        dir: String,
+    },
+    /// A rename within the tree, of a file or a directory (a rename out of it removes what
+    /// moved: [`TraceOp::Remove`] and [`TraceOp::Rmdir`]).
     Rename {
-        /// The old name.
+        /// The old path.
         from: String,
-        /// The new name (a file already there is replaced).
+        /// The new path (a file already there is replaced).
         to: String,
     },
-    /// A file's name removed (unlink, or a rename out of the directory).
+    /// A name removed (unlink of a file or a symbolic link, or a rename out of the tree).
     Remove {
-        /// The name removed.
+        /// The path removed.
         name: String,
     },
-    /// A subdirectory created (recorded, not replayed: SimFs is one flat directory).
+    /// A subdirectory created.
     Mkdir {
-        /// The subdirectory's name.
+        /// Its path.
         name: String,
     },
-    /// A subdirectory removed (recorded, not replayed).
+    /// A subdirectory removed (it is empty).
     Rmdir {
-        /// The subdirectory's name.
+        /// Its path.
         name: String,
     },
-    /// A hard link made within the directory (replaying a trace with one is an error).
+    /// A hard link made within the tree.
     Link {
-        /// The existing name.
+        /// The existing path.
         from: String,
-        /// The new name.
+        /// The new path.
         to: String,
+    },
+    /// A symbolic link made within the tree.
+    Symlink {
+        /// Its target, as given (not resolved).
+        target: String,
+        /// The link's path.
+        name: String,
     },
     /// The last descriptor of a handle closed.
     Close {
@@ -255,18 +291,38 @@ impl Trace {
 enum Place {
     /// The directory itself.
     Dir,
-    /// A name directly in it.
-    Name(String),
-    /// Somewhere below a subdirectory of it (not modelled).
-    Below(String),
+    /// A path below it (`a`, or `a/b/c`).
+    Path(String),
     Outside,
 }
 
 #[derive(Clone, Debug)]
 enum Target {
-    File { handle: u32, ino: usize },
-    Dir,
+    File {
+        handle: u32,
+        ino: usize,
+    },
+    /// A directory of the tree: its path (`""`: the traced directory).
+    Dir(String),
     Outside,
+}
+
+/// What the traced directory held before the program started: files (path, bytes), directories
+/// and symbolic links (path, target). All of it is durable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Regular files and their contents.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Subdirectories, parents before children.
+    pub dirs: Vec<String>,
+    /// Symbolic links and their targets.
+    pub links: Vec<(String, String)>,
+}
+
+impl From<Vec<(String, Vec<u8>)>> for Snapshot {
+    fn from(files: Vec<(String, Vec<u8>)>) -> Snapshot {
+        Snapshot { files, ..Snapshot::default() }
+    }
 }
 
 #[derive(Debug)]
@@ -285,11 +341,18 @@ type OpenFile = (Rc<RefCell<Desc>>, u32, usize);
 #[derive(Debug)]
 pub struct Tracer {
     dir: PathBuf,
+    /// The working directory the program started in, and each process's since (a process
+    /// inherits its parent's; `chdir` changes its own).
     cwd: PathBuf,
+    cwds: BTreeMap<u32, PathBuf>,
     ack: Regex,
     tables: Vec<Table>,
     table_of: BTreeMap<u32, usize>,
     names: BTreeMap<String, usize>,
+    /// The subdirectories, by path.
+    dirs: BTreeSet<String>,
+    /// The symbolic links, by path.
+    links: BTreeSet<String>,
     sizes: Vec<u64>,
     next_handle: u32,
     stdout: Vec<u8>,
@@ -318,23 +381,35 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 impl Tracer {
-    /// A tracer for `dir` (absolute, canonical), the program starting in `cwd`, holding the
-    /// files `initial` (name, bytes) at the start, acknowledgements matching `ack`.
-    pub fn new(dir: PathBuf, cwd: PathBuf, ack: Regex, initial: Vec<(String, Vec<u8>)>) -> Tracer {
+    /// A tracer for `dir` (absolute, canonical), the program starting in `cwd`, holding
+    /// `initial` at the start, acknowledgements matching `ack`.
+    pub fn new(dir: PathBuf, cwd: PathBuf, ack: Regex, initial: impl Into<Snapshot>) -> Tracer {
+        let initial: Snapshot = initial.into();
         let mut t = Tracer {
             dir,
             cwd,
+            cwds: BTreeMap::new(),
             ack,
             tables: vec![Table::new()],
             table_of: BTreeMap::new(),
             names: BTreeMap::new(),
+            dirs: BTreeSet::new(),
+            links: BTreeSet::new(),
             sizes: Vec::new(),
             next_handle: 0,
             stdout: Vec::new(),
             ops: Vec::new(),
             warnings: Vec::new(),
         };
-        for (name, data) in initial {
+        for name in initial.dirs {
+            t.dirs.insert(name.clone());
+            t.ops.push(TraceOp::InitialDir { name });
+        }
+        for (name, target) in initial.links {
+            t.links.insert(name.clone());
+            t.ops.push(TraceOp::InitialSymlink { name, target });
+        }
+        for (name, data) in initial.files {
             t.names.insert(name.clone(), t.sizes.len());
             t.sizes.push(data.len() as u64);
             t.ops.push(TraceOp::Initial { name, data: Hex(data) });
@@ -349,22 +424,23 @@ impl Tracer {
         &mut self.tables[id]
     }
 
-    fn place(&self, base: Option<&[u8]>, path: &[u8]) -> Place {
+    fn cwd_of(&self, pid: u32) -> &PathBuf {
+        self.cwds.get(&pid).unwrap_or(&self.cwd)
+    }
+
+    fn place(&self, pid: u32, base: Option<&[u8]>, path: &[u8]) -> Place {
         let path = Path::new(std::str::from_utf8(path).unwrap_or("\u{fffd}"));
         let full = if path.is_absolute() {
             normalize(path)
         } else {
             let base = base
                 .and_then(|b| std::str::from_utf8(b).ok())
-                .map_or(self.cwd.clone(), PathBuf::from);
+                .map_or_else(|| self.cwd_of(pid).clone(), PathBuf::from);
             normalize(&base.join(path))
         };
         match full.strip_prefix(&self.dir) {
             Ok(rest) if rest.as_os_str().is_empty() => Place::Dir,
-            Ok(rest) if rest.components().count() == 1 => {
-                Place::Name(rest.to_string_lossy().into_owned())
-            }
-            Ok(rest) => Place::Below(rest.to_string_lossy().into_owned()),
+            Ok(rest) => Place::Path(rest.to_string_lossy().into_owned()),
             Err(_) => Place::Outside,
         }
     }
@@ -392,7 +468,7 @@ impl Tracer {
             None => {
                 // An fd from before the trace: fine unless it is a file in the directory.
                 if let Some(p) = call.args.first().and_then(Arg::path) {
-                    if let Place::Name(n) = self.place(None, p) {
+                    if let Place::Path(n) = self.place(call.pid, None, p) {
                         return Err(format!(
                             "strace line {}: {}() on fd {} ({n} in the directory), opened before the trace began",
                             call.line,
@@ -406,16 +482,9 @@ impl Tracer {
         }
     }
 
-    fn below(call: &Syscall, rest: &str) -> String {
-        format!(
-            "strace line {}: {}() on {rest}: files below a subdirectory of the traced directory are not modelled (SimFs is one flat directory)",
-            call.line, call.name
-        )
-    }
-
     fn name_arg(&self, call: &Syscall, base: Option<Vec<u8>>, i: usize) -> Result<Place, String> {
         match call.args.get(i) {
-            Some(Arg::Bytes(p)) => Ok(self.place(base.as_deref(), p)),
+            Some(Arg::Bytes(p)) => Ok(self.place(call.pid, base.as_deref(), p)),
             _ => Err(format!(
                 "strace line {}: {}(): argument {} is not a path",
                 call.line,
@@ -468,17 +537,16 @@ impl Tracer {
 
     fn open(&mut self, call: &Syscall, place: Place, flags: &str) -> Result<(), String> {
         let target = match place {
-            Place::Dir => Target::Dir,
+            Place::Dir => Target::Dir(String::new()),
             Place::Outside => Target::Outside,
-            Place::Below(rest) => {
-                if has_flag(flags, "O_DIRECTORY") {
-                    Target::Outside
-                } else {
-                    return Err(Self::below(call, &rest));
-                }
+            Place::Path(p) if has_flag(flags, "O_DIRECTORY") || self.dirs.contains(&p) => {
+                Target::Dir(p)
             }
-            Place::Name(_) if has_flag(flags, "O_DIRECTORY") => Target::Outside,
-            Place::Name(name) => {
+            Place::Path(name) if has_flag(flags, "O_PATH") => {
+                let _ = name;
+                Target::Outside
+            }
+            Place::Path(name) => {
                 let create = has_flag(flags, "O_CREAT");
                 let truncate = has_flag(flags, "O_TRUNC");
                 let ino = match self.names.get(&name) {
@@ -522,41 +590,92 @@ impl Tracer {
         }
     }
 
+    /// The paths at or below `path` in `set`.
+    fn at_or_below<T: Clone>(set: &BTreeMap<String, T>, path: &str) -> Vec<(String, T)> {
+        let prefix = format!("{path}/");
+        set.iter()
+            .filter(|(k, _)| *k == path || k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Move everything the tracer knows at or below `from` to `to`.
+    fn move_paths(&mut self, from: &str, to: &str) {
+        let moved = |p: &str| format!("{to}{}", &p[from.len()..]);
+        for (p, ino) in Self::at_or_below(&self.names, from) {
+            self.names.remove(&p);
+            self.names.insert(moved(&p), ino);
+        }
+        for set in [&mut self.dirs, &mut self.links] {
+            let map: BTreeMap<String, ()> = set.iter().map(|p| (p.clone(), ())).collect();
+            for (p, ()) in Self::at_or_below(&map, from) {
+                set.remove(&p);
+                set.insert(moved(&p));
+            }
+        }
+    }
+
+    /// Everything at or below `path` left the tree: removes for its files and links, rmdirs for
+    /// its directories, deepest first.
+    fn leave(&mut self, path: &str) {
+        let files: Vec<String> =
+            Self::at_or_below(&self.names, path).into_iter().map(|(p, _)| p).collect();
+        let set = |s: &BTreeSet<String>| -> Vec<String> {
+            let map: BTreeMap<String, ()> = s.iter().map(|p| (p.clone(), ())).collect();
+            Self::at_or_below(&map, path).into_iter().map(|(p, ())| p).collect()
+        };
+        let (links, mut dirs) = (set(&self.links), set(&self.dirs));
+        for name in files.into_iter().chain(links) {
+            self.names.remove(&name);
+            self.links.remove(&name);
+            self.ops.push(TraceOp::Remove { name });
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        for name in dirs {
+            self.dirs.remove(&name);
+            self.ops.push(TraceOp::Rmdir { name });
+        }
+    }
+
     fn rename(&mut self, call: &Syscall, from: Place, to: Place) -> Result<(), String> {
         match (from, to) {
-            (Place::Name(from), Place::Name(to)) => {
-                if let Some(ino) = self.names.remove(&from) {
-                    self.names.insert(to.clone(), ino);
-                }
+            (Place::Path(from), Place::Path(to)) => {
+                self.names.remove(&to);
+                self.links.remove(&to);
+                self.move_paths(&from, &to);
                 self.ops.push(TraceOp::Rename { from, to });
             }
-            (Place::Name(from), Place::Outside) => {
-                self.names.remove(&from);
-                self.ops.push(TraceOp::Remove { name: from });
-            }
-            (Place::Outside, Place::Name(to)) => {
+            (Place::Path(from), Place::Outside) => self.leave(&from),
+            (Place::Outside, Place::Path(to)) => {
                 return Err(format!(
                     "strace line {}: {}() moves a file from outside into the directory as {to}: its contents are not in the trace",
                     call.line, call.name
                 ));
             }
-            (Place::Below(r), _) | (_, Place::Below(r)) => return Err(Self::below(call, &r)),
-            _ => {}
+            (Place::Dir, _) | (_, Place::Dir) => {
+                return Err(format!(
+                    "strace line {}: {}() renames the traced directory itself: not modelled",
+                    call.line, call.name
+                ));
+            }
+            (Place::Outside, Place::Outside) => {}
         }
         Ok(())
     }
 
-    fn remove(&mut self, call: &Syscall, place: Place, dir: bool) -> Result<(), String> {
+    fn remove(&mut self, place: Place, dir: bool) {
         match place {
-            Place::Name(name) if dir => self.ops.push(TraceOp::Rmdir { name }),
-            Place::Name(name) => {
+            Place::Path(name) if dir => {
+                self.dirs.remove(&name);
+                self.ops.push(TraceOp::Rmdir { name });
+            }
+            Place::Path(name) => {
                 self.names.remove(&name);
+                self.links.remove(&name);
                 self.ops.push(TraceOp::Remove { name });
             }
-            Place::Below(r) => return Err(Self::below(call, &r)),
             _ => {}
         }
-        Ok(())
     }
 
     /// Take one completed system call.
@@ -567,11 +686,14 @@ impl Tracer {
         match call.name.as_str() {
             "fsync" | "fdatasync" if !ok && call.errno.as_deref() == Some("EIO") => {
                 let file = self.file_of(call)?.map(|(_, h, _)| h);
-                let is_dir = self
-                    .desc(call.pid, fd)
-                    .is_some_and(|d| matches!(d.borrow().target, Target::Dir));
-                if file.is_some() || is_dir {
-                    self.ops.push(TraceOp::SyncFailed { file });
+                let dir = self.desc(call.pid, fd).and_then(|d| match &d.borrow().target {
+                    Target::Dir(p) => Some(p.clone()),
+                    _ => None,
+                });
+                if file.is_some() {
+                    self.ops.push(TraceOp::SyncFailed { file, dir: String::new() });
+                } else if let Some(dir) = dir {
+                    self.ops.push(TraceOp::SyncFailed { file: None, dir });
                 }
             }
             _ if !ok => {}
@@ -629,7 +751,7 @@ impl Tracer {
                 }
             }
             "truncate" => match self.name_arg(call, None, 0)? {
-                Place::Name(name) => {
+                Place::Path(name) if !self.dirs.contains(&name) => {
                     let len = int(1).unwrap_or(0);
                     let handle = self.next_handle;
                     self.next_handle += 1;
@@ -647,7 +769,6 @@ impl Tracer {
                     self.ops.push(TraceOp::SetLen { file: handle, len });
                     self.ops.push(TraceOp::Close { file: handle });
                 }
-                Place::Below(r) => return Err(Self::below(call, &r)),
                 _ => {}
             },
             "fallocate" => {
@@ -676,12 +797,25 @@ impl Tracer {
             }
             "fsync" | "fdatasync" => match self.desc(call.pid, fd) {
                 Some(d) => {
-                    let op = match d.borrow().target {
+                    let op = match &d.borrow().target {
                         Target::File { handle, .. } if call.name == "fsync" => {
-                            Some(TraceOp::Fsync { file: handle })
+                            Some(TraceOp::Fsync { file: *handle })
                         }
-                        Target::File { handle, .. } => Some(TraceOp::Fdatasync { file: handle }),
-                        Target::Dir => Some(TraceOp::SyncDir),
+                        Target::File { handle, .. } => Some(TraceOp::Fdatasync { file: *handle }),
+                        // Where the directory is now (strace's `-y` path), if it moved since.
+                        Target::Dir(dir) => {
+                            let now = call
+                                .args
+                                .first()
+                                .and_then(Arg::path)
+                                .map(|p| self.place(call.pid, None, p));
+                            let dir = match now {
+                                Some(Place::Path(p)) => p,
+                                Some(Place::Dir) => String::new(),
+                                _ => dir.clone(),
+                            };
+                            Some(TraceOp::SyncDir { dir })
+                        }
                         Target::Outside => None,
                     };
                     self.ops.extend(op);
@@ -707,16 +841,16 @@ impl Tracer {
             }
             "unlink" => {
                 let place = self.name_arg(call, None, 0)?;
-                self.remove(call, place, false)?;
+                self.remove(place, false);
             }
             "rmdir" => {
                 let place = self.name_arg(call, None, 0)?;
-                self.remove(call, place, true)?;
+                self.remove(place, true);
             }
             "unlinkat" => {
                 let place = self.name_arg(call, Self::at_base(call.args.first()), 1)?;
                 let dir = call.args.get(2).is_some_and(|f| has_flag(f.text(), "AT_REMOVEDIR"));
-                self.remove(call, place, dir)?;
+                self.remove(place, dir);
             }
             "mkdir" | "mkdirat" => {
                 let place = if call.name == "mkdir" {
@@ -724,10 +858,42 @@ impl Tracer {
                 } else {
                     self.name_arg(call, Self::at_base(call.args.first()), 1)?
                 };
-                match place {
-                    Place::Name(name) => self.ops.push(TraceOp::Mkdir { name }),
-                    Place::Below(r) => return Err(Self::below(call, &r)),
-                    _ => {}
+                if let Place::Path(name) = place {
+                    self.dirs.insert(name.clone());
+                    self.ops.push(TraceOp::Mkdir { name });
+                }
+            }
+            "symlink" | "symlinkat" => {
+                let target = match call.args.first() {
+                    Some(Arg::Bytes(t)) => String::from_utf8_lossy(t).into_owned(),
+                    _ => {
+                        return Err(format!(
+                            "strace line {}: {}(): the target is not a string",
+                            call.line, call.name
+                        ));
+                    }
+                };
+                let place = if call.name == "symlink" {
+                    self.name_arg(call, None, 1)?
+                } else {
+                    self.name_arg(call, Self::at_base(call.args.get(1)), 2)?
+                };
+                if let Place::Path(name) = place {
+                    self.links.insert(name.clone());
+                    self.ops.push(TraceOp::Symlink { target, name });
+                }
+            }
+            "getdents64" | "getdents" => {
+                if let Some(d) = self.desc(call.pid, fd) {
+                    if let Target::Dir(dir) = &d.borrow().target {
+                        // One listing, however many calls it takes to read.
+                        let dir = dir.clone();
+                        if call.ret > 0
+                            && self.ops.last() != Some(&TraceOp::List { dir: dir.clone() })
+                        {
+                            self.ops.push(TraceOp::List { dir });
+                        }
+                    }
                 }
             }
             "link" | "linkat" => {
@@ -739,8 +905,20 @@ impl Tracer {
                         self.name_arg(call, Self::at_base(call.args.get(2)), 3)?,
                     )
                 };
-                if let (Place::Name(from), Place::Name(to)) = (from, to) {
-                    self.ops.push(TraceOp::Link { from, to });
+                match (from, to) {
+                    (Place::Path(from), Place::Path(to)) => {
+                        if let Some(ino) = self.names.get(&from).copied() {
+                            self.names.insert(to.clone(), ino);
+                        }
+                        self.ops.push(TraceOp::Link { from, to });
+                    }
+                    (Place::Outside, Place::Path(to)) => {
+                        return Err(format!(
+                            "strace line {}: {}() links a file from outside into the directory as {to}: its contents are not in the trace",
+                            call.line, call.name
+                        ));
+                    }
+                    _ => {}
                 }
             }
             "close" => {
@@ -770,8 +948,8 @@ impl Tracer {
                     call.args.get(3).map_or("", Arg::text),
                 );
                 if has_flag(prot, "PROT_WRITE") && has_flag(flags, "MAP_SHARED") {
-                    if let Some(Place::Name(name)) =
-                        call.args.get(4).and_then(Arg::path).map(|p| self.place(None, p))
+                    if let Some(Place::Path(name)) =
+                        call.args.get(4).and_then(Arg::path).map(|p| self.place(call.pid, None, p))
                     {
                         let warning = format!(
                             "{name} is mapped shared and writable (strace line {}): writes through the mapping are not in the trace",
@@ -806,7 +984,8 @@ impl Tracer {
             "chdir" => {
                 if let Some(Arg::Bytes(p)) = call.args.first() {
                     let p = PathBuf::from(String::from_utf8_lossy(p).into_owned());
-                    self.cwd = normalize(&self.cwd.join(p));
+                    let cwd = normalize(&self.cwd_of(call.pid).join(p));
+                    self.cwds.insert(call.pid, cwd);
                 }
             }
             "clone" | "clone3" | "fork" | "vfork" => {
@@ -823,6 +1002,8 @@ impl Tracer {
                     self.tables.len() - 1
                 };
                 self.table_of.insert(child, id);
+                let cwd = self.cwd_of(call.pid).clone();
+                self.cwds.insert(child, cwd);
             }
             _ => {}
         }
@@ -900,9 +1081,10 @@ mod tests {
                 TraceOp::Write { file, offset: 0, data: Hex(b"ab".to_vec()) },
                 TraceOp::Rename { from: "log".into(), to: "new".into() },
                 TraceOp::Write { file, offset: 2, data: Hex(b"de".to_vec()) },
-                TraceOp::SyncDir,
+                TraceOp::SyncDir { dir: String::new() },
+                TraceOp::List { dir: String::new() },
                 TraceOp::Ack { text: "{\"a\": \"b\"}".into() },
-                TraceOp::SyncFailed { file: Some(file) },
+                TraceOp::SyncFailed { file: Some(file), dir: String::new() },
                 TraceOp::Close { file },
                 TraceOp::Remove { name: "old".into() },
             ]
@@ -933,14 +1115,64 @@ mod tests {
         assert!(err.contains("strace line 2") && err.contains("copy_file_range"), "{err}");
     }
 
+    /// A tree: mkdir, a file opened relative to a directory descriptor, that directory's fsync
+    /// (not its listing), a symbolic link, a hard link, a rename across directories, a rename
+    /// of a directory, and a directory moved out of the tree (its contents leave with it).
     #[test]
-    fn files_below_a_subdirectory_are_refused_by_line() {
-        let line = format!(
-            "1 openat(AT_FDCWD<{}>, \"{}\", O_RDWR|O_CREAT, 0644) = 3",
-            hex("/w"),
-            hex("/d/sub/f")
+    fn trees_are_traced_with_paths_below_the_directory() {
+        let (w, d) = (hex("/w"), hex("/d"));
+        let (sub, f) = (hex("/d/sub"), hex("/d/sub/f"));
+        let lines = vec![
+            format!("1 mkdir(\"{sub}\", 0777) = 0"),
+            format!("1 openat(AT_FDCWD<{w}>, \"{sub}\", O_RDONLY|O_DIRECTORY) = 3<{sub}>"),
+            format!("1 openat(3<{sub}>, \"{}\", O_WRONLY|O_CREAT, 0644) = 4<{f}>", hex("f")),
+            format!("1 write(4<{f}>, \"{}\", 2) = 2", hex("hi")),
+            format!("1 getdents64(3<{sub}>, 0x1 /* 3 entries */, 32768) = 72"),
+            format!("1 getdents64(3<{sub}>, 0x1 /* 0 entries */, 32768) = 0"),
+            format!("1 fsync(3<{sub}>) = 0"),
+            format!("1 symlinkat(\"{}\", 3<{sub}>, \"{}\") = 0", hex("f"), hex("ln")),
+            format!(
+                "1 linkat(3<{sub}>, \"{}\", AT_FDCWD<{w}>, \"{}\", 0) = 0",
+                hex("f"),
+                hex("/d/g")
+            ),
+            format!(
+                "1 renameat2(AT_FDCWD<{w}>, \"{}\", 3<{sub}>, \"{}\", 0) = 0",
+                hex("/d/g"),
+                hex("g2")
+            ),
+            format!("1 rename(\"{sub}\", \"{}\") = 0", hex("/d/sub2")),
+            format!("1 write(4<{}>, \"{}\", 1) = 1", hex("/d/sub2/f"), hex("!")),
+            format!("1 rename(\"{}\", \"{}\") = 0", hex("/d/sub2"), hex("/trash")),
+            format!("1 fsync(5<{d}>) = 0"),
+        ];
+        let ops = run(&lines, vec![]).unwrap();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            ops,
+            vec![
+                TraceOp::Mkdir { name: s("sub") },
+                TraceOp::Open {
+                    file: 0,
+                    name: s("sub/f"),
+                    create: true,
+                    excl: false,
+                    truncate: false,
+                    sync: Sync::None
+                },
+                TraceOp::Write { file: 0, offset: 0, data: Hex(b"hi".to_vec()) },
+                TraceOp::List { dir: s("sub") },
+                TraceOp::SyncDir { dir: s("sub") },
+                TraceOp::Symlink { target: s("f"), name: s("sub/ln") },
+                TraceOp::Link { from: s("sub/f"), to: s("g") },
+                TraceOp::Rename { from: s("g"), to: s("sub/g2") },
+                TraceOp::Rename { from: s("sub"), to: s("sub2") },
+                TraceOp::Write { file: 0, offset: 2, data: Hex(b"!".to_vec()) },
+                TraceOp::Remove { name: s("sub2/f") },
+                TraceOp::Remove { name: s("sub2/g2") },
+                TraceOp::Remove { name: s("sub2/ln") },
+                TraceOp::Rmdir { name: s("sub2") },
+            ]
         );
-        let err = run(&[line], vec![]).unwrap_err();
-        assert!(err.contains("strace line 1") && err.contains("sub/f"), "{err}");
     }
 }

@@ -212,3 +212,24 @@ fn a_traced_close_after_a_truncating_rewrite_flushes_it_under_ext4_ordered() {
     );
     assert!(truncate_rewrite_states(faultfs::Profile::posix()).contains(&0));
 }
+
+/// The store keeps its segments in a subdirectory it creates. Syncing the segments and their
+/// directory is not enough: the new directory's own entry is in its parent.
+#[test]
+fn a_new_subdirectory_is_lost_unless_its_parent_is_synced() {
+    let (trace, correct) = explore_kv("subdir");
+    assert!(
+        trace.ops.iter().any(|o| matches!(o, powercut::blackbox::TraceOp::Mkdir { .. })),
+        "the mkdir is traced"
+    );
+    assert!(correct.checked >= 60, "only {} states checked", correct.checked);
+    assert!(correct.failures.is_empty(), "false positives: {:?}", correct.failures.first());
+    let (_, found) = explore_kv("subdir-no-parent-fsync");
+    assert!(classes(&found).contains(&"durability"), "found {:?}", classes(&found));
+    let (shrunk, _) = found.shrunk.as_ref().expect("the first failure is shrunk");
+    assert!(
+        shrunk.dropped.iter().any(|d| d.contains("mkdir segs")),
+        "the failure is the lost mkdir: {:?}",
+        shrunk.dropped
+    );
+}

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// what the trace cannot see).
 const TRACED: &str = "open,openat,creat,write,pwrite64,writev,pwritev,pwritev2,lseek,read,readv,\
                       ftruncate,truncate,fallocate,fsync,fdatasync,sync_file_range,rename,renameat,\
-                      renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,close,dup,dup2,\
+                      renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,symlink,symlinkat,close,dup,dup2,\
                       dup3,fcntl,getdents64,chdir,clone,clone3,fork,vfork,mmap,copy_file_range,\
                       sendfile,splice";
 

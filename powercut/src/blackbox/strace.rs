@@ -45,7 +45,9 @@ impl Arg {
     /// The `-y` path of a descriptor argument.
     pub fn path(&self) -> Option<&[u8]> {
         match self {
-            Arg::Word { path, .. } => path.as_deref(),
+            // Files are annotated with absolute paths; a pipe or a socket with `pipe:[N]`,
+            // `socket:[N]`, which name nothing in a directory.
+            Arg::Word { path, .. } => path.as_deref().filter(|p| p.starts_with(b"/")),
             _ => None,
         }
     }

@@ -935,10 +935,12 @@ impl Tracer {
                 {
                     return Ok(());
                 }
+                // dup2/dup3 close the target first, whatever the source is: a shell restoring
+                // its stdout after `echo ... >> file` dup2s an fd the trace never saw onto 1.
+                if call.name != "dup" && call.name != "fcntl" && fd != Some(call.ret) {
+                    self.close_fd(call.pid, call.ret);
+                }
                 if let Some(d) = self.desc(call.pid, fd) {
-                    if call.name != "dup" && call.name != "fcntl" {
-                        self.close_fd(call.pid, call.ret);
-                    }
                     self.table(call.pid).insert(call.ret, d);
                 }
             }

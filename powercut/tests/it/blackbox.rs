@@ -233,3 +233,82 @@ fn a_new_subdirectory_is_lost_unless_its_parent_is_synced() {
         shrunk.dropped
     );
 }
+
+/// git through `examples/blackbox/git/`: `git init`, then `commits` commits, each acknowledged
+/// with its hash, under `core.fsync=<mode>`; explored under `profile`.
+fn explore_git(
+    mode: &str,
+    profile: faultfs::Profile,
+    commits: u32,
+    budget: usize,
+) -> explore::Exploration {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let git = examples().join("git");
+    let driver = git.join("driver.sh").display().to_string();
+    let command = vec![
+        "sh".to_string(),
+        driver,
+        repo.display().to_string(),
+        commits.to_string(),
+        mode.to_string(),
+    ];
+    let recording = Recording { dir: repo.clone(), command, ack: "^ACK ".into(), fail_sync: None };
+    let trace =
+        record(&recording).unwrap_or_else(|e| panic!("{e} (are strace and git installed?)"));
+    assert_eq!(trace.header.exit_code, Some(0));
+    let acks = trace.ops.iter().filter(|o| matches!(o, powercut::blackbox::TraceOp::Ack { .. }));
+    assert_eq!(acks.count(), commits as usize);
+    let check = format!("sh {} {{dir}}", git.join("check.sh").display());
+    let mut o = options(check, &tmp.path().join("scratch"), budget);
+    o.profile = profile;
+    explore_trace(&trace, o)
+}
+
+fn stderr_has(x: &explore::Exploration, text: &str) -> bool {
+    x.failures.iter().any(|f| f.run.stderr.contains(text))
+}
+
+/// git never fsyncs a directory. With `core.fsync=all` it fsyncs a new ref's lock file, then
+/// renames it into place and returns: under `posix` the rename can be lost, and with it the
+/// acknowledged commit. With `core.fsync=none` even the objects can come back empty, which
+/// `core.fsync=all` prevents. A process crash (the page cache survives) loses nothing either way.
+#[test]
+fn git_keeps_acknowledged_commits_only_as_far_as_its_fsyncs_reach() {
+    let all = explore_git("all", faultfs::Profile::posix(), 2, 200);
+    assert!(all.checked >= 100, "only {} states checked", all.checked);
+    // Every lost commit lost an entry on the way to it: the ref's rename, or a directory that
+    // `git init` made and never synced the parent of.
+    let on_the_way = [
+        "rename .git/refs/heads/main.lock -> .git/refs/heads/main: lost",
+        "mkdir .git: lost",
+        "mkdir .git/refs: lost",
+        "mkdir .git/refs/heads: lost",
+    ];
+    let lost: Vec<_> = all.failures.iter().filter(|f| f.verdict.class == "durability").collect();
+    assert!(!lost.is_empty(), "git with core.fsync=all loses commits under posix");
+    for f in &lost {
+        assert!(
+            f.dropped.iter().any(|d| on_the_way.iter().any(|w| d.ends_with(w))),
+            "{}: {:?}",
+            f.id,
+            f.dropped
+        );
+    }
+    assert!(lost.iter().any(|f| f.dropped.iter().any(|d| d.ends_with(on_the_way[0]))));
+    let none = explore_git("none", faultfs::Profile::ext4_ordered(), 2, 400);
+    let all_ext4 = explore_git("all", faultfs::Profile::ext4_ordered(), 2, 400);
+    let broken_object = |x: &explore::Exploration| {
+        stderr_has(x, "is empty") || stderr_has(x, "inflate: data stream error")
+    };
+    assert!(broken_object(&none), "unsynced objects come back empty or garbage");
+    assert!(!broken_object(&all_ext4), "fsynced objects never do");
+    for x in [&all, &none, &all_ext4] {
+        assert!(
+            x.failures.iter().all(|f| !f.id.contains("kill")),
+            "a process crash loses nothing: {:?}",
+            x.failures.iter().find(|f| f.id.contains("kill"))
+        );
+    }
+}

@@ -25,10 +25,16 @@
 //!   them in issue order. There is never an order between files.
 //! - `size_before_data`: a write that grows a file may persist its new size without its data: the
 //!   tail then reads as zeros (`zeros`), stale garbage (`garbage`), or either (`zeros_or_garbage`).
-//! - `dir_ops`: unsynced create / rename / remove survive as a prefix (`ordered`, like a journal) or
-//!   any subset (`any_subset`). A rename is always atomic: the old name or the new, never neither.
+//! - `dir_ops`: unsynced entry operations (create, mkdir, symlink, link, rename, remove, rmdir)
+//!   survive as a prefix (`ordered`, like a journal) or any subset (`any_subset`). A rename is
+//!   always atomic: the old name or the new, never neither. An entry lives in its directory: a
+//!   directory's fsync makes the operations on it durable, under `any_subset` each once every
+//!   directory it touched is synced (a new directory's entry is in its parent; a rename across
+//!   directories needs both), under `ordered` the journal prefix through the last one on it. An
+//!   entry below a directory whose own entry did not survive is unreachable.
 //! - `file_sync_persists_entry`: a successful fsync/fdatasync of a file also commits the pending
-//!   directory operations on it (ext4 does this in practice; POSIX does not promise it).
+//!   directory operations on it (ext4 does this in practice; POSIX does not promise it); with a
+//!   journal, the prefix through it, so its ancestors' new entries too.
 //! - `journaled_truncate`: a truncate (`set_len`, `O_TRUNC`) is a journaled metadata change:
 //!   data written after it into the blocks it freed lands only if the truncate did, and a later
 //!   size change only with it (ext4: freed blocks stay the file's until the truncate commits; new

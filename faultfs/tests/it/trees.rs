@@ -283,3 +283,38 @@ fn exhaustive_enumeration_covers_every_directory_operation() {
     fs.symlink("a", "c").unwrap();
     assert_eq!(trees(&fs).len(), 4);
 }
+
+/// Every profile's directory rules, both ways: what a power cut keeps of `d/f` (a new file in a
+/// new directory, its data fsynced) after each way of syncing, and with nothing synced.
+#[test]
+fn every_profile_states_its_directory_rules() {
+    let kept = vec!["d/".to_string(), "d/f=x".to_string()];
+    let none: Vec<String> = Vec::new();
+    let only_dir = vec!["d/".to_string()];
+    type Sync = fn(&SimFs);
+    let nothing: Sync = |_| {};
+    let new_dir: Sync = |fs| fs.sync_dir_at("d").unwrap();
+    let parent: Sync = |fs| fs.sync_dir().unwrap();
+    let both: Sync = |fs| {
+        fs.sync_dir_at("d").unwrap();
+        fs.sync_dir().unwrap();
+    };
+    let file: Sync = |fs| fs.open("d/f", OpenOptions::existing()).unwrap().sync_all().unwrap();
+    // (profile, [nothing, the new directory, its parent, both, the file's fsync])
+    let rules: [(&str, [&Vec<String>; 5]); 4] = [
+        // Every completed operation is durable at once.
+        ("strict", [&kept, &kept, &kept, &kept, &kept]),
+        // The file's fdatasync already had to persist its creation, so it committed the
+        // journal: both new entries with it (and every later sync commits what is left).
+        ("ext4-ordered", [&kept, &kept, &kept, &kept, &kept]),
+        ("ext4-writeback", [&kept, &kept, &kept, &kept, &kept]),
+        // Only what the calls promise: each entry by its own directory's sync.
+        ("posix", [&none, &none, &only_dir, &kept, &none]),
+    ];
+    for (name, expect) in rules {
+        for (sync, want) in [nothing, new_dir, parent, both, file].into_iter().zip(expect) {
+            let got = new_file_in_new_dir(Profile::named(name).unwrap(), sync);
+            assert_eq!(&got, want, "{name}");
+        }
+    }
+}

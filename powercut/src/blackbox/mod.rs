@@ -19,12 +19,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The system calls a trace needs (everything that changes a file, a name or a file offset, plus
-/// descriptor duplication, process creation and chdir; mmap and the in-kernel copies only to say
-/// what the trace cannot see).
+/// descriptor duplication, process creation and chdir; mmap, the in-kernel copies and the
+/// filesystem-wide syncs only to say what the trace cannot model).
 const TRACED: &str = "open,openat,creat,write,pwrite64,writev,pwritev,pwritev2,lseek,read,readv,\
                       ftruncate,truncate,fallocate,fsync,fdatasync,sync_file_range,rename,renameat,\
                       renameat2,unlink,unlinkat,mkdir,mkdirat,rmdir,link,linkat,symlink,symlinkat,close,dup,dup2,\
-                      dup3,fcntl,getdents64,chdir,clone,clone3,fork,vfork,mmap,copy_file_range,\
+                      dup3,fcntl,getdents64,sync,syncfs,chdir,clone,clone3,fork,vfork,mmap,copy_file_range,\
                       sendfile,splice";
 
 /// Longest string strace is asked to print in full; a longer write is a hard error.

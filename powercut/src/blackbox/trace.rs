@@ -983,6 +983,13 @@ impl Tracer {
                     ));
                 }
             }
+            "sync" | "syncfs" => {
+                // Replaying it as nothing would judge states a real kernel could not leave.
+                return Err(format!(
+                    "strace line {}: {}(): a filesystem-wide sync is not modelled (explore would judge states as if it had not happened)",
+                    call.line, call.name
+                ));
+            }
             "chdir" => {
                 if let Some(Arg::Bytes(p)) = call.args.first() {
                     let p = PathBuf::from(String::from_utf8_lossy(p).into_owned());
@@ -1115,6 +1122,14 @@ mod tests {
         let copy = format!("1 copy_file_range(7, NULL, 5<{shm}>, NULL, 100, 0) = 100");
         let err = run(&[open, copy], vec![]).unwrap_err();
         assert!(err.contains("strace line 2") && err.contains("copy_file_range"), "{err}");
+    }
+
+    /// A filesystem-wide sync is refused, naming the line: replayed as nothing it would make
+    /// false failures.
+    #[test]
+    fn a_filesystem_wide_sync_is_refused() {
+        let err = run(&["1 sync() = 0".to_string()], vec![]).unwrap_err();
+        assert!(err.contains("strace line 1") && err.contains("sync()"), "{err}");
     }
 
     /// A tree: mkdir, a file opened relative to a directory descriptor, that directory's fsync

@@ -77,6 +77,11 @@ pub struct ExploreArgs {
     /// A new (or empty) directory for --materialize.
     #[arg(long)]
     pub into: Option<PathBuf>,
+    /// Explore a trace whose program exited non-zero or was killed (by default refused: a run
+    /// that died half way gives plausible failures that are not the program's). A trace made
+    /// with --fail-sync is allowed to have failed.
+    #[arg(long)]
+    pub allow_failed_run: bool,
 }
 
 /// `powercut trace`: Ok(false) when traced.
@@ -122,6 +127,19 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
     let profile = Profile::named(&args.profile).map_err(|e| format!("--profile: {e}"))?;
     if let (Some(id), Some(into)) = (&args.materialize, &args.into) {
         return materialize(&trace, &profile, args.seed, id, into);
+    }
+    let failed = match trace.header.exit_code {
+        Some(0) => None,
+        Some(code) => Some(format!("exited with code {code}")),
+        None => Some("was killed by a signal".to_string()),
+    };
+    if let Some(how) = failed.filter(|_| !args.allow_failed_run && trace.header.fail_sync.is_none())
+    {
+        return Err(format!(
+            "{}: the traced program {how}, so the trace may stop half way and its failures need \
+             not be the program's; fix the run, or explore it anyway with --allow-failed-run",
+            args.trace.display()
+        ));
     }
     let promise = match args.promise.as_str() {
         "durable" => Promise::Durable,

@@ -494,7 +494,10 @@ pub fn judge(
             .join(" | ");
         return Some(Verdict {
             class: "recovery-failed",
-            why: format!("the check exited {:?}: {tail}", run.exit),
+            why: match run.exit {
+                Some(code) => format!("the check exited with code {code}: {tail}"),
+                None => format!("the check was killed by a signal: {tail}"),
+            },
         });
     }
     if !history.judges_state {
@@ -783,9 +786,12 @@ pub fn explore(
         let _ = std::fs::remove_dir_all(&dir);
         if run.timed_out || run.exit != Some(0) {
             return Err(format!(
-                "the check fails on the directory as it was before the program ran (exit {:?}{}): {}",
-                run.exit,
-                if run.timed_out { ", timed out" } else { "" },
+                "the check fails on the directory as it was before the program ran ({}): {}",
+                match (run.timed_out, run.exit) {
+                    (true, _) => "timed out".to_string(),
+                    (false, Some(code)) => format!("exit code {code}"),
+                    (false, None) => "killed by a signal".to_string(),
+                },
                 run.stderr.trim()
             ));
         }
@@ -864,16 +870,13 @@ pub fn explore(
 /// Describe the trace operation in flight at a point, for a person.
 pub fn in_flight(trace: &Trace, replayed: &Replayed, point: usize) -> String {
     let (p, i, acked) = &replayed.points[point];
-    let what = match trace.ops.get(*i) {
-        Some(op) => describe_op(trace, op),
-        None => "after the program's last operation".into(),
+    let at = match trace.ops.get(*i) {
+        Some(op) => {
+            format!("trace op {} of {}: {}", i + 1, trace.ops.len(), describe_op(trace, op))
+        }
+        None => format!("after the last of {} trace ops", trace.ops.len()),
     };
-    format!(
-        "crash point at operation {} (trace op {} of {}: {what}), {acked} acknowledged",
-        p.op(),
-        i + 1,
-        trace.ops.len()
-    )
+    format!("crash point at operation {} ({at}), {acked} acknowledged", p.op())
 }
 
 fn describe_op(trace: &Trace, op: &TraceOp) -> String {
@@ -935,6 +938,36 @@ mod tests {
     }
 
     /// Each class both ways: the state the history allows passes, the one it does not fails.
+    /// The last crash point is after the last trace op, and says so (not "op N+1 of N").
+    #[test]
+    fn the_point_after_the_last_op_is_named_as_such() {
+        let header = super::super::trace::Header {
+            powercut_trace: 1,
+            dir: "/d".into(),
+            command: vec!["x".into()],
+            ack: "^ACK ".into(),
+            exit_code: Some(0),
+            fail_sync: None,
+            warnings: Vec::new(),
+        };
+        let open = TraceOp::Open {
+            file: 0,
+            name: "f".into(),
+            create: true,
+            excl: false,
+            truncate: false,
+            sync: super::super::trace::Sync::None,
+        };
+        let trace = Trace { header, ops: vec![open] };
+        let replayed = replay(&trace, &Profile::posix(), 0).unwrap();
+        let last = replayed.points.len() - 1;
+        assert_eq!(
+            in_flight(&trace, &replayed, last),
+            "crash point at operation 2 (after the last of 1 trace ops), 0 acknowledged"
+        );
+        assert!(in_flight(&trace, &replayed, 0).contains("trace op 1 of 1: open f (create)"));
+    }
+
     #[test]
     fn the_oracle_passes_allowed_states_and_names_each_failure() {
         let h = history(&[&[("a", Some("1"))], &[("b", Some("2"))], &[("a", None)]]);

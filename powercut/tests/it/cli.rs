@@ -242,6 +242,7 @@ fn list_check_determinism_and_help_work() {
 /// not empty: exit 2, the file/field/value named, nothing written.
 #[test]
 fn trace_and_explore_refuse_bad_input_naming_it() {
+    // (A failed run is refused too; with --allow-failed-run it is explored: see below.)
     let dir = tempfile::tempdir().unwrap();
     let header = r#"{"powercut_trace":1,"dir":"/d","command":["x"],"ack":"^ACK ","exit_code":0}"#;
     let good = write(
@@ -257,6 +258,10 @@ fn trace_and_explore_refuse_bad_input_naming_it() {
         "bad.trace",
         &format!("{header}\n{}\n", r#"{"op":"write","file":0,"offset":0,"data":"zz"}"#),
     );
+    let failed_header = header.replace(r#""exit_code":0"#, r#""exit_code":3"#);
+    let failed = write(&dir, "failed.trace", &format!("{failed_header}\n"));
+    let killed_header = header.replace(r#""exit_code":0"#, r#""exit_code":null"#);
+    let killed = write(&dir, "killed.trace", &format!("{killed_header}\n"));
     let full = dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
     std::fs::write(full.join("keep"), b"mine").unwrap();
@@ -278,6 +283,11 @@ fn trace_and_explore_refuse_bad_input_naming_it() {
             vec!["--into", "not empty"],
         ),
         (vec!["trace", "--dir", "/no/such/dir", "--", "true"], vec!["--dir", "/no/such/dir"]),
+        (
+            vec!["explore", &failed, "--check", "true"],
+            vec!["failed.trace", "exited with code 3", "--allow-failed-run"],
+        ),
+        (vec!["explore", &killed, "--check", "true"], vec!["killed by a signal"]),
     ];
     for (args, needles) in cases {
         let out = powercut(&args);
@@ -376,4 +386,17 @@ fn the_binary_needs_no_source_tree_list_and_run_work_from_an_empty_directory() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no-such-scenario") && text(&o).contains("list"), "{}", text(&o));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a clean run writes nothing");
+}
+
+#[test]
+fn a_failed_run_is_explored_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = r#"{"powercut_trace":1,"dir":"/d","command":["x"],"ack":"^ACK ","exit_code":3}"#;
+    let open = r#"{"op":"open","file":0,"name":"f","create":true,"excl":false,"truncate":false,"sync":"none"}"#;
+    let trace = write(&dir, "failed.trace", &format!("{header}\n{open}\n"));
+    let refused = powercut(&["explore", &trace, "--check", "true"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let allowed = powercut(&["explore", &trace, "--check", "true", "--allow-failed-run"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+    assert!(text(&allowed).contains("no failures"), "{}", text(&allowed));
 }

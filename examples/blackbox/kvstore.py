@@ -21,6 +21,7 @@ Variants, each with one classic mistake (the correct one has none):
     subdir-no-parent-fsync
                   as subdir, but never fsyncs DIR: the segments are durable in a directory
                   whose own name may vanish at a power cut
+    two-bugs      no-dir-fsync and no-crc at once: two different failures in one program
 
 The correct store exits on a failed fsync without acknowledging.
 """
@@ -41,6 +42,7 @@ VARIANTS = (
     "retry-fsync",
     "subdir",
     "subdir-no-parent-fsync",
+    "two-bugs",
 )
 
 
@@ -74,7 +76,7 @@ def load(d, n, variant):
             if fd is not None:
                 os.close(fd)
             fd = os.open(os.path.join(d, segment_name(i // PER_SEGMENT)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            if variant != "no-dir-fsync":
+            if variant not in ("no-dir-fsync", "two-bugs"):
                 os.fsync(dfd)
         ops = [("k%d" % i, "value-%d-%s" % (i, "x" * (i * 37 % 90)))]
         if i % 5 == 4:
@@ -111,7 +113,7 @@ def recover(d, variant):
             if at + size > len(data):
                 break  # a torn tail: the record never finished
             body = data[at + 4 : at + size]
-            if variant != "no-crc" and zlib.crc32(body) != crc:
+            if variant not in ("no-crc", "two-bugs") and zlib.crc32(body) != crc:
                 break  # a torn or garbage record: the log ends here
             key = body[6 : 6 + klen].decode("utf-8", "replace")
             if vlen == DELETE:

@@ -84,6 +84,9 @@ pub struct ExploreArgs {
     pub allow_failed_run: bool,
 }
 
+/// Check runs one shrink may take.
+const SHRINK_RUNS: usize = 64;
+
 /// `powercut trace`: Ok(false) when traced.
 pub fn trace(args: TraceArgs) -> Result<bool, String> {
     if args.out.is_dir() {
@@ -169,7 +172,7 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         promise,
         power,
         kill,
-        shrink_runs: 64,
+        shrink_runs: SHRINK_RUNS,
         scratch: std::env::temp_dir().join(format!("powercut-explore-{}", std::process::id())),
     };
     let bar =
@@ -295,12 +298,36 @@ fn print_exploration(
         *by_class.entry(f.verdict.class).or_insert(0) += 1;
     }
     let classes: Vec<String> = by_class.iter().map(|(c, n)| format!("{c} {n}")).collect();
-    println!("{} failing states ({})", x.failures.len(), classes.join(", "));
+    let groups = x.groups.len();
+    println!(
+        "{} failing states ({}), {groups} distinct {}",
+        x.failures.len(),
+        classes.join(", "),
+        if groups == 1 { "failure" } else { "failures" }
+    );
     println!("first failure:");
     print_failure(args, trace, replayed, &x.failures[0]);
-    if let Some((s, runs)) = &x.shrunk {
-        println!("shrunk ({runs} check runs):");
-        print_failure(args, trace, replayed, s);
+    for (k, g) in x.groups.iter().enumerate() {
+        println!(
+            "distinct failure {} of {groups}: {} {}; {}",
+            k + 1,
+            g.failures.len(),
+            if g.failures.len() == 1 { "state" } else { "states" },
+            g.signature
+        );
+        match &g.shrunk {
+            Some((f, runs)) => {
+                println!("shrunk ({runs} check runs):");
+                print_failure(args, trace, replayed, f);
+            }
+            None => {
+                println!(
+                    "not shrunk (shrinking had spent its {} check runs); its first state:",
+                    explore::SHRUNK_GROUPS * SHRINK_RUNS
+                );
+                print_failure(args, trace, replayed, &x.failures[g.failures[0]]);
+            }
+        }
     }
 }
 
@@ -326,5 +353,14 @@ fn to_json(trace: &Trace, replayed: &explore::Replayed, x: &Exploration) -> serd
         "check_seconds": x.check_seconds,
         "failures": x.failures.iter().map(failure).collect::<Vec<_>>(),
         "shrunk": x.shrunk.as_ref().map(|(f, runs)| json!({"failure": failure(f), "check_runs": runs})),
+        "groups": x.groups.iter().map(|g| json!({
+            "class": g.signature.class,
+            "check_exit": g.signature.exit,
+            "stderr": g.signature.stderr,
+            "dropped_kinds": g.signature.dropped,
+            "count": g.failures.len(),
+            "states": g.failures.iter().map(|&i| x.failures[i].id.clone()).collect::<Vec<_>>(),
+            "shrunk": g.shrunk.as_ref().map(|(f, runs)| json!({"failure": failure(f), "check_runs": runs})),
+        })).collect::<Vec<_>>(),
     })
 }

@@ -581,13 +581,140 @@ pub struct Exploration {
     /// Every failing state judged, in crash-point order.
     pub failures: Vec<Failure>,
     /// The earliest power-cut failure shrunk to the fewest dropped units (else the first failure
-    /// as it is); and the check runs it took.
+    /// as it is); and the check runs it took. (It is also its group's representative.)
     pub shrunk: Option<(Failure, usize)>,
+    /// Every distinct failure: the failures grouped by [`Signature`], in order of first
+    /// occurrence.
+    pub groups: Vec<Group>,
     /// Wall-clock seconds the exploration took (the replay not included).
     pub seconds: f64,
     /// Time inside check processes, summed over runs (can exceed `seconds` with several jobs).
     pub check_seconds: f64,
 }
+
+/// What tells one failure from another: how the check failed and what kind of thing the crash
+/// dropped. Two states that fail with the same signature are taken for one bug.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Signature {
+    /// The verdict's class.
+    pub class: &'static str,
+    /// The check's exit code (`None`: killed, the timeout's kill included).
+    pub exit: Option<i32>,
+    /// The check's last non-empty stderr line, with the state's directory written `{dir}`,
+    /// hex runs of 7 or more as `<hex>` and other numbers as `N`.
+    pub stderr: String,
+    /// What was dropped, by kind: `process crash`, or the sorted kinds of dropped units
+    /// (`data lost`, `size lost`, `set_len lost`, `data torn`, `data garbage`, and a directory
+    /// operation by its verb: `mkdir lost`, `rename lost`, ...).
+    pub dropped: String,
+}
+
+impl Signature {
+    /// How the check failed, without what was dropped: what shrinking keeps.
+    pub fn behaviour(&self) -> (&'static str, Option<i32>, &str) {
+        (self.class, self.exit, &self.stderr)
+    }
+}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let exit = match self.exit {
+            Some(code) => format!("check exit code {code}"),
+            None => "check killed".into(),
+        };
+        write!(f, "{}, {exit}", self.class)?;
+        if !self.stderr.is_empty() {
+            write!(f, ", stderr {:?}", self.stderr)?;
+        }
+        write!(f, "; dropped: {}", self.dropped)
+    }
+}
+
+/// The last non-empty line of `stderr`, normalized so that the same failure in another state
+/// reads the same (see [`Signature::stderr`]).
+fn normalize_stderr(stderr: &str, scratch: &Path) -> String {
+    let line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let scratch = scratch.display().to_string();
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    // The state's directory: `<scratch>/state-<n>`.
+    while let Some(at) = rest.find(&scratch) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + scratch.len()..];
+        let digits = after
+            .strip_prefix("/state-")
+            .map_or(0, |d| "/state-".len() + d.chars().take_while(char::is_ascii_digit).count());
+        out.push_str("{dir}");
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    let mut normalized = String::with_capacity(out.len());
+    let chars: Vec<char> = out.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+        let word_start = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        let word_end = chars.get(i + run).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if run >= 7 && word_start && word_end {
+            normalized.push_str("<hex>");
+            i += run;
+        } else if chars[i].is_ascii_digit() && word_start {
+            let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            normalized.push('N');
+            i += digits;
+        } else {
+            normalized.push(chars[i]);
+            i += 1;
+        }
+    }
+    normalized
+}
+
+/// The kinds of units a crash dropped, from [`Failure::dropped`]'s lines.
+fn dropped_kinds(f: &Failure, crash: &Crash) -> String {
+    if matches!(crash, Crash::Kill(_)) {
+        return "process crash".into();
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in &f.dropped {
+        let (what, fate) = line.rsplit_once(": ").unwrap_or((line, ""));
+        let fate = fate.split([' ', '(']).next().unwrap_or("");
+        // "<file>: op #N <what>" or "directory: op #N <verb> <names>".
+        let what = what.split_once(" op #").map_or(what, |(_, w)| w);
+        let verb = what.split_whitespace().nth(1).unwrap_or("");
+        let kind = if line.starts_with("directory:") {
+            verb.to_string()
+        } else {
+            match verb {
+                "bytes" => "data".into(),
+                other => other.to_string(),
+            }
+        };
+        kinds.insert(format!("{kind} {fate}"));
+    }
+    if kinds.is_empty() {
+        "nothing".into()
+    } else {
+        kinds.into_iter().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// One distinct failure: its signature, the failures that have it, and its representative,
+/// shrunk keeping the signature's behaviour.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// What the failures have in common.
+    pub signature: Signature,
+    /// Indexes into [`Exploration::failures`].
+    pub failures: Vec<usize>,
+    /// The representative (its first power-cut failure, shrunk, else its first failure) and the
+    /// check runs shrinking took; `None` when the group was past the shrinking limit.
+    pub shrunk: Option<(Failure, usize)>,
+}
+
+/// Shrinking all groups may take this many times `shrink_runs` check runs in all; past that,
+/// failures are grouped unshrunk.
+pub const SHRUNK_GROUPS: usize = 8;
 
 /// A state's id: the crash point's operation number, then the encoded power-cut state
 /// (`CrashSpace::encode`) or `kill-skipped`, `kill-applied`, `kill-partial-<bytes>`.
@@ -724,9 +851,93 @@ impl Ctx<'_> {
         Failure { point, id: state_id(self.replayed, point, crash), verdict, run, dropped }
     }
 
+    /// Every distinct failure, in order of first occurrence. A power-cut failure is shrunk to
+    /// its cause; it starts a group, or joins the group whose shrunk signature (behaviour —
+    /// class, exit code, last stderr line — and the kinds of what the cause drops) is its own.
+    /// A later failure with a group's behaviour that dropped every unit of one of its causes
+    /// joins it without shrinking. Process crashes (nothing to give back) group by their whole
+    /// signature; power cuts once the shrinking budget is spent, by behaviour alone, unshrunk.
+    fn group(&self, failures: &[Failure], crashes: &[Crash]) -> Result<Vec<Group>, String> {
+        // Each group with the shrunk causes it has met (empty: not shrunk).
+        let mut groups: Vec<(Group, Vec<Vec<String>>)> = Vec::new();
+        let (mut spent, budget) = (0, SHRUNK_GROUPS * self.o.shrink_runs);
+        for (i, f) in failures.iter().enumerate() {
+            let signature = self.signature(f, &crashes[i]);
+            let same = |g: &Group| g.signature.behaviour() == signature.behaviour();
+            let joins = |(g, causes): &(Group, Vec<Vec<String>>)| {
+                if !causes.is_empty() {
+                    return same(g)
+                        && causes.iter().any(|c| c.iter().all(|u| f.dropped.contains(u)));
+                }
+                match g.shrunk {
+                    // Past the shrinking limit a power cut joins the unshrunk group of its
+                    // behaviour.
+                    None => same(g) && matches!(crashes[i], Crash::Power(_)),
+                    Some(_) => g.signature == signature,
+                }
+            };
+            if let Some((g, _)) = groups.iter_mut().find(|g| joins(g)) {
+                g.failures.push(i);
+                continue;
+            }
+            match &crashes[i] {
+                Crash::Power(state) if spent < budget => {
+                    let (rep, runs) = self.shrink(f, state)?;
+                    spent += runs.max(1);
+                    let crash = Crash::Power(self.decode(rep.point, &rep.id)?);
+                    let signature = self.signature(&rep, &crash);
+                    let cause = rep.dropped.clone();
+                    // A new cause of a kind a group already has (another segment's lost
+                    // create, say) is that group's.
+                    let kind = groups
+                        .iter_mut()
+                        .find(|(g, causes)| !causes.is_empty() && g.signature == signature);
+                    match kind {
+                        Some((g, causes)) => {
+                            g.failures.push(i);
+                            causes.push(cause);
+                        }
+                        None => {
+                            let shrunk = Some((rep, runs));
+                            groups.push((
+                                Group { signature, failures: vec![i], shrunk },
+                                vec![cause],
+                            ));
+                        }
+                    }
+                }
+                Crash::Kill(_) => {
+                    let shrunk = Some((f.clone(), 0));
+                    groups.push((Group { signature, failures: vec![i], shrunk }, Vec::new()));
+                }
+                Crash::Power(_) => {
+                    groups.push((Group { signature, failures: vec![i], shrunk: None }, Vec::new()));
+                }
+            }
+        }
+        Ok(groups.into_iter().map(|(g, _)| g).collect())
+    }
+
+    /// The power-cut state of a failure's id.
+    fn decode(&self, point: usize, id: &str) -> Result<CrashState, String> {
+        let encoded = id.split_once(':').map_or(id, |(_, e)| e);
+        self.replayed.points[point].0.power_cut_space().decode(encoded)
+    }
+
+    fn signature(&self, f: &Failure, crash: &Crash) -> Signature {
+        Signature {
+            class: f.verdict.class,
+            exit: f.run.exit,
+            stderr: normalize_stderr(&f.run.stderr, &self.o.scratch),
+            dropped: dropped_kinds(f, crash),
+        }
+    }
+
     /// Give dropped units back, half the remaining ones at a time then one by one, keeping each
     /// step that still fails the same way.
     fn shrink(&self, first: &Failure, state: &CrashState) -> Result<(Failure, usize), String> {
+        let crash = Crash::Power(state.clone());
+        let keep = self.signature(first, &crash);
         let space = self.replayed.points[first.point].0.power_cut_space();
         let mut best = (state.clone(), first.run.clone(), first.verdict.clone());
         let mut runs = 0;
@@ -745,7 +956,12 @@ impl Ctx<'_> {
                 runs += 1;
                 let crash = Crash::Power(candidate.clone());
                 let (run, verdict) = self.check(first.point, &crash, usize::MAX - runs)?;
-                if let Some(v) = verdict.filter(|v| v.class == first.verdict.class) {
+                // The same failure: class, exit code and last stderr line, not just the class.
+                let same = |v: &Verdict| {
+                    let f = self.failure(first.point, &crash, run.clone(), v.clone());
+                    self.signature(&f, &crash).behaviour() == keep.behaviour()
+                };
+                if let Some(v) = verdict.filter(same) {
                     best = (candidate, run, v);
                     progressed = true;
                     break;
@@ -839,19 +1055,22 @@ pub fn explore(
     }
     let check_seconds = runs.iter().map(|(_, took)| took).sum();
     let mut failures = Vec::new();
+    let mut crashes = Vec::new();
     let mut first_power = None;
     for c in &chosen {
         let (run, _) = &runs[first_of[&c.image]];
         if let Some(v) = judge.verdict(run, replayed.points[c.point].2, &c.crash) {
-            if let (None, Crash::Power(state)) = (&first_power, &c.crash) {
-                first_power = Some((failures.len(), state.clone()));
+            if let (None, Crash::Power(_)) = (&first_power, &c.crash) {
+                first_power = Some(failures.len());
             }
             failures.push(ctx.failure(c.point, &c.crash, run.clone(), v));
+            crashes.push(c.crash.clone());
         }
     }
-    // Shrink the earliest power-cut failure (a process crash drops nothing to give back).
+    let groups = ctx.group(&failures, &crashes)?;
+    // The earliest power-cut failure's group's representative (else the first failure).
     let shrunk = match first_power {
-        Some((i, state)) => Some(ctx.shrink(&failures[i], &state)?),
+        Some(i) => groups.iter().find(|g| g.failures.contains(&i)).and_then(|g| g.shrunk.clone()),
         None => failures.first().map(|f| (f.clone(), 0)),
     };
     let _ = std::fs::remove_dir(&o.scratch);
@@ -862,6 +1081,7 @@ pub fn explore(
         check_runs: runs.len(),
         failures,
         shrunk,
+        groups,
         seconds: start.elapsed().as_secs_f64(),
         check_seconds,
     })
@@ -938,6 +1158,24 @@ mod tests {
     }
 
     /// Each class both ways: the state the history allows passes, the one it does not fails.
+    /// The same failure in two states reads the same: the state's directory, hashes and numbers
+    /// are normalized out of the last stderr line.
+    #[test]
+    fn stderr_is_normalized_for_signatures() {
+        let scratch = Path::new("/tmp/powercut-explore-9");
+        let a =
+            "warning\nfatal: bad config line 5 in /tmp/powercut-explore-9/state-12/.git/config\n";
+        let b = "fatal: bad config line 7 in /tmp/powercut-explore-9/state-3/.git/config";
+        assert_eq!(normalize_stderr(a, scratch), normalize_stderr(b, scratch));
+        assert_eq!(normalize_stderr(b, scratch), "fatal: bad config line N in {dir}/.git/config");
+        let h = "error: object a6b78d1149016ed25195594af6d215310ca47f42 is empty";
+        assert_eq!(normalize_stderr(h, scratch), "error: object <hex> is empty");
+        assert_ne!(
+            normalize_stderr("missing blob", scratch),
+            normalize_stderr("missing tree", scratch)
+        );
+    }
+
     /// The last crash point is after the last trace op, and says so (not "op N+1 of N").
     #[test]
     fn the_point_after_the_last_op_is_named_as_such() {

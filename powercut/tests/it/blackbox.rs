@@ -312,3 +312,39 @@ fn git_keeps_acknowledged_commits_only_as_far_as_its_fsyncs_reach() {
         );
     }
 }
+
+/// Every distinct failure is reported: a program with two bugs shows both, each shrunk to its
+/// cause; a program with one shows one, however many segments it lost the same way.
+#[test]
+fn every_distinct_failure_is_a_group_with_its_shrunk_cause() {
+    let (_, one) = explore_kv("no-dir-fsync");
+    assert_eq!(
+        one.groups.len(),
+        1,
+        "{:?}",
+        one.groups.iter().map(|g| &g.signature).collect::<Vec<_>>()
+    );
+    assert_eq!(one.groups[0].failures.len(), one.failures.len());
+    let (_, two) = explore_kv("two-bugs");
+    let classes: std::collections::BTreeSet<&str> =
+        two.groups.iter().map(|g| g.signature.class).collect();
+    assert_eq!(classes, ["durability", "validity"].into(), "both bugs are reported");
+    let grouped: usize = two.groups.iter().map(|g| g.failures.len()).sum();
+    assert_eq!(grouped, two.failures.len(), "every failure is in one group");
+    for g in &two.groups {
+        let (rep, _) = g.shrunk.as_ref().expect("each group is shrunk");
+        assert_eq!(rep.verdict.class, g.signature.class, "shrinking kept the class");
+        let cause = match g.signature.class {
+            "durability" => "create seg-",
+            _ => "seg-",
+        };
+        assert!(rep.dropped.iter().any(|d| d.contains(cause)), "{:?}", rep.dropped);
+    }
+    let durability = two.groups.iter().find(|g| g.signature.class == "durability").unwrap();
+    let (rep, _) = durability.shrunk.as_ref().unwrap();
+    assert!(
+        rep.dropped.iter().all(|d| d.starts_with("directory:")),
+        "the lost segment's create alone: {:?}",
+        rep.dropped
+    );
+}

@@ -1158,6 +1158,9 @@ impl CrashSpace {
             inode.err_seq = 0;
             inode.err_unseen = false;
             inode.dropped_pages.clear();
+            // Nothing is open after a reboot, so no close will flush anything.
+            inode.truncated_to_zero = false;
+            inode.close_flushes.clear();
         }
         model.dirty_bytes = 0;
         model.visible_dir = entries.clone();

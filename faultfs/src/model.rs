@@ -195,7 +195,7 @@ impl Model {
 
     /// The inode `path` names in the visible namespace, following symbolic links.
     pub(crate) fn lookup(&self, path: &str) -> Option<Ino> {
-        self.resolve(path, true).ok()?.ino
+        self.resolve(path, true).ok()?.ino.filter(|&ino| ino != ROOT)
     }
 
     /// Resolve `path` in the visible namespace.
@@ -231,15 +231,63 @@ impl Model {
 
     /// Is directory `dir` `ancestor` or below it (in the visible namespace)?
     pub(crate) fn is_within(&self, dir: Ino, ancestor: Ino) -> bool {
+        // A crash state can leave a directory two names (even a cycle): walk each once.
+        let mut seen = BTreeSet::new();
         let mut stack = vec![ancestor];
         while let Some(d) = stack.pop() {
             if d == dir {
                 return true;
             }
+            if !seen.insert(d) {
+                continue;
+            }
             let sub = names::children(&self.visible_dir, d).map(|(_, i)| i);
             stack.extend(sub.filter(|&i| *self.kind(i) == Kind::Dir));
         }
         false
+    }
+
+    /// Would `op` succeed on the visible namespace? The same checks SimFs makes before it runs
+    /// an operation: an operation in flight at a crash point is applied only if it would have.
+    pub(crate) fn applicable(&self, op: &Op) -> bool {
+        let found = |path: &str, follow: bool| self.resolve(path, follow).ok();
+        let is_dir = |ino: Ino| *self.kind(ino) == Kind::Dir;
+        let empty = |ino: Ino| names::children(&self.visible_dir, ino).next().is_none();
+        match op {
+            Op::Open { name, create, .. } => match found(name, true) {
+                Some(Found { ino: Some(ino), .. }) => !is_dir(ino),
+                Some(Found { ino: None, .. }) => *create,
+                None => false,
+            },
+            Op::Rename { from, to } => {
+                let (Some(a), Some(b)) = (found(from, false), found(to, false)) else {
+                    return false;
+                };
+                let Some(ino) = a.ino.filter(|&i| i != ROOT) else { return false };
+                match b.ino {
+                    Some(t) if t == ino => true,
+                    Some(ROOT) => false,
+                    Some(t) if is_dir(ino) != is_dir(t) => false,
+                    Some(t) if is_dir(t) && !empty(t) => false,
+                    _ => !(is_dir(ino) && self.is_within(b.dir, ino)),
+                }
+            }
+            Op::Remove { name } => {
+                found(name, false).and_then(|f| f.ino).is_some_and(|i| i != ROOT && !is_dir(i))
+            }
+            Op::RemoveDir { path } => found(path, false)
+                .and_then(|f| f.ino)
+                .is_some_and(|i| i != ROOT && is_dir(i) && empty(i)),
+            Op::CreateDir { path } | Op::Symlink { path, .. } => {
+                found(path, false).is_some_and(|f| f.ino.is_none())
+            }
+            Op::Link { from, to } => {
+                let a = found(from, false).and_then(|f| f.ino);
+                let free = found(to, false).is_some_and(|f| f.ino.is_none());
+                a.is_some_and(|i| i != ROOT && !is_dir(i)) && free
+            }
+            Op::Write { .. } | Op::SetLen { .. } | Op::NoEffect => true,
+        }
     }
 
     pub(crate) fn dir_op(&mut self, op: DirOp, seq: u64) {
@@ -618,8 +666,11 @@ pub(crate) enum Op {
 impl Model {
     /// Apply `op` to the cache and the pending lists, without any durability effect.
     pub(crate) fn apply_unsynced(&mut self, op: &Op, seq: u64, now: Duration) {
-        // The caller checked the operation against the same namespace: a path that no longer
-        // resolves means there is nothing to apply.
+        // An operation that would fail changes nothing (the caller checked a live one; one in
+        // flight at a crash point is checked here).
+        if !self.applicable(op) {
+            return;
+        }
         let found = |m: &Model, path: &str, follow: bool| m.resolve(path, follow).ok();
         match op {
             Op::Open { name, create, truncate } => match found(self, name, true) {

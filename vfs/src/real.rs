@@ -10,8 +10,9 @@
 //! - Confined to the root. Paths are checked by [`check_path`] (relative, no `..`), and every
 //!   lookup resolves with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: a symbolic link is followed
 //!   only while it stays below the root; one pointing out (absolute, or up through `..`) fails
-//!   with `EXDEV`. On a kernel without `openat2` (before 5.6) each directory component is opened
-//!   with `O_NOFOLLOW` instead, so no symbolic link is followed at all.
+//!   with `EXDEV`. Where `openat2` is missing (a kernel before 5.6) or refused (a seccomp filter),
+//!   each directory component is opened with `O_NOFOLLOW` instead, so no symbolic link is
+//!   followed at all.
 //! - Errors keep their kind and name the path (and the offset, where there is one).
 #![expect(
     unsafe_code,
@@ -121,7 +122,8 @@ impl RealFs {
             return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
         }
         let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::ENOSYS) {
+        // No openat2: an old kernel (ENOSYS), or a seccomp filter that refuses it (EPERM).
+        if !matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
             return Err(err);
         }
         self.resolve_nofollow(path, flags, mode)
@@ -145,7 +147,8 @@ impl RealFs {
         if path.is_empty() {
             let c = cstring(".")?;
             // SAFETY: `c` outlives the call; `at` is a valid directory descriptor.
-            let fd = check(unsafe { libc::openat(at.as_raw_fd(), c.as_ptr(), flags, mode) })?;
+            let f = flags | libc::O_CLOEXEC;
+            let fd = check(unsafe { libc::openat(at.as_raw_fd(), c.as_ptr(), f, mode) })?;
             // SAFETY: as above.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         }
@@ -214,7 +217,10 @@ impl RealFs {
                 _ => {
                     let full =
                         if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
-                    self.kind_of(&full)?
+                    match self.kind_of(&full) {
+                        Ok(kind) => kind,
+                        Err(e) => break Err(e), // the stream is closed below
+                    }
                 }
             };
             out.push(DirEntry { name: name.to_string(), kind });
@@ -270,7 +276,7 @@ impl Vfs for RealFs {
         let shown = self.shown(from);
         let what = format!("rename to {to}");
         let (a, na, _) = self.parent(from).map_err(|e| context(e, &shown, &what))?;
-        let (b, nb, _) = self.parent(to).map_err(|e| context(e, &shown, &what))?;
+        let (b, nb, _) = self.parent(to).map_err(|e| context(e, &self.shown(to), "rename into"))?;
         // SAFETY: the names outlive the call; the descriptors are valid directories.
         check(unsafe { libc::renameat(a.as_raw_fd(), na.as_ptr(), b.as_raw_fd(), nb.as_ptr()) })
             .map(drop)

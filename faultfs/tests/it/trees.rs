@@ -318,3 +318,39 @@ fn every_profile_states_its_directory_rules() {
         }
     }
 }
+
+/// A crash with a failing operation in flight (an rmdir of a directory that is not empty, a
+/// rename of a directory below itself, a link of a directory, a remove of one) keeps what the
+/// operation would not have changed.
+#[test]
+fn an_operation_that_would_fail_changes_nothing_when_a_crash_interrupts_it() {
+    type Fails = fn(&SimFs) -> std::io::Result<()>;
+    let cases: [(&str, Fails); 4] = [
+        ("rmdir of a full directory", |fs| fs.remove_dir("d")),
+        ("rename below itself", |fs| fs.rename("d", "d/e/d2")),
+        ("link of a directory", |fs| fs.link("d", "d3")),
+        ("remove of a directory", |fs| fs.remove("d")),
+    ];
+    for (what, fails) in cases {
+        for profile in [Profile::posix(), Profile::ext4_ordered()] {
+            let fs = SimFs::with_profile(profile);
+            fs.create_dir("d").unwrap();
+            fs.create_dir("d/e").unwrap();
+            let f = fs.open("d/f", OpenOptions::create()).unwrap();
+            f.write_all_at(b"x", 0).unwrap();
+            f.sync_all().unwrap();
+            fs.sync_dir_at("d").unwrap();
+            fs.sync_dir().unwrap();
+            let n = fs.op_count() + 1;
+            fs.capture_at(n..n + 1);
+            assert!(fails(&fs).is_err(), "{what}");
+            let point = fs.take_crash_points().pop().expect("a crash point at the failing call");
+            for image in images(&point) {
+                assert_eq!(tree(&image), ["d/", "d/e/", "d/f=x"], "{what}");
+            }
+            for fate in point.process_crash_fates() {
+                assert_eq!(tree(&point.process_crash(fate)), ["d/", "d/e/", "d/f=x"], "{what}");
+            }
+        }
+    }
+}

@@ -87,8 +87,9 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Feed one line; a completed system call comes back. Lines that are not calls (signals,
-    /// exits) give `Ok(None)`; a call strace truncated is an error naming the line.
+    /// Feed one line; a completed system call comes back, and a process's end as the pseudo-call
+    /// `exit`. Other lines that are not calls (signals) give `Ok(None)`; a call strace truncated
+    /// is an error naming the line.
     pub fn line(&mut self, number: usize, line: &str) -> Result<Option<Syscall>, String> {
         let line = line.trim_end();
         let (pid, rest) = match line.split_once(char::is_whitespace) {
@@ -98,6 +99,19 @@ impl Reader {
             ),
             _ => (0, line),
         };
+        // A process that ended closes every descriptor it held: "+++ exited with N +++" or
+        // "+++ killed by SIGKILL +++" becomes the pseudo-call `exit`.
+        if rest.starts_with("+++ exited") || rest.starts_with("+++ killed") {
+            return Ok(Some(Syscall {
+                pid,
+                name: "exit".into(),
+                args: Vec::new(),
+                ret: 0,
+                ret_path: None,
+                errno: None,
+                line: number,
+            }));
+        }
         if rest.starts_with("---") || rest.starts_with("+++") || rest.is_empty() {
             return Ok(None);
         }

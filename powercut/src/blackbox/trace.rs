@@ -345,6 +345,8 @@ pub struct Tracer {
     /// inherits its parent's; `chdir` changes its own).
     cwd: PathBuf,
     cwds: BTreeMap<u32, PathBuf>,
+    /// Processes that have ended (a child can end before its parent's clone returns).
+    exited: BTreeSet<u32>,
     ack: Regex,
     tables: Vec<Table>,
     table_of: BTreeMap<u32, usize>,
@@ -389,6 +391,7 @@ impl Tracer {
             dir,
             cwd,
             cwds: BTreeMap::new(),
+            exited: BTreeSet::new(),
             ack,
             tables: vec![Table::new()],
             table_of: BTreeMap::new(),
@@ -578,6 +581,29 @@ impl Tracer {
         let desc = Rc::new(RefCell::new(Desc { target, offset: 0, append }));
         self.table(call.pid).insert(call.ret, desc);
         Ok(())
+    }
+
+    /// Process `pid` ended: unless another live process shares its descriptor table, every
+    /// descriptor in it is closed (in fd order), and a handle whose last descriptor that was is
+    /// closed too.
+    fn exit(&mut self, pid: u32) {
+        self.exited.insert(pid);
+        let Some(id) = self.table_of.remove(&pid) else {
+            // Never seen before its end: it held the first table's descriptors only if it is
+            // the program itself; a process we never saw open anything has nothing to close.
+            return;
+        };
+        if self.table_of.values().any(|&t| t == id) {
+            return;
+        }
+        let table = std::mem::take(&mut self.tables[id]);
+        for (_, d) in table {
+            if Rc::strong_count(&d) == 1 {
+                if let Target::File { handle, .. } = d.borrow().target {
+                    self.ops.push(TraceOp::Close { file: handle });
+                }
+            }
+        }
     }
 
     fn close_fd(&mut self, pid: u32, fd: i64) {
@@ -990,6 +1016,7 @@ impl Tracer {
                     call.line, call.name
                 ));
             }
+            "exit" => self.exit(call.pid),
             "chdir" => {
                 if let Some(Arg::Bytes(p)) = call.args.first() {
                     let p = PathBuf::from(String::from_utf8_lossy(p).into_owned());
@@ -999,6 +1026,10 @@ impl Tracer {
             }
             "clone" | "clone3" | "fork" | "vfork" => {
                 let child = call.ret as u32;
+                if self.exited.contains(&child) {
+                    // It has come and gone already, holding (at most) the first table.
+                    return Ok(());
+                }
                 let shares = call.args.iter().any(|a| a.text().contains("CLONE_FILES"));
                 let parent = {
                     self.table(call.pid);
@@ -1122,6 +1153,26 @@ mod tests {
         let copy = format!("1 copy_file_range(7, NULL, 5<{shm}>, NULL, 100, 0) = 100");
         let err = run(&[open, copy], vec![]).unwrap_err();
         assert!(err.contains("strace line 2") && err.contains("copy_file_range"), "{err}");
+    }
+
+    /// A process that ends closes what it held: a child that writes a file and exits without a
+    /// close (a shell's `echo x > f`) closes its handle, so the replay sees the close.
+    #[test]
+    fn a_process_that_ends_closes_its_descriptors() {
+        let f = hex("/d/f");
+        let lines = vec![
+            "1 clone(child_stack=NULL, flags=SIGCHLD) = 2".to_string(),
+            format!(
+                "2 openat(AT_FDCWD<{}>, \"{f}\", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3<{f}>",
+                hex("/w")
+            ),
+            format!("2 write(3<{f}>, \"{}\", 1) = 1", hex("x")),
+            "2 +++ exited with 0 +++".to_string(),
+            "1 +++ exited with 0 +++".to_string(),
+        ];
+        let ops = run(&lines, vec![]).unwrap();
+        assert_eq!(ops.last(), Some(&TraceOp::Close { file: 0 }), "{ops:?}");
+        assert_eq!(ops.iter().filter(|o| matches!(o, TraceOp::Close { .. })).count(), 1);
     }
 
     /// A filesystem-wide sync is refused, naming the line: replayed as nothing it would make

@@ -157,10 +157,13 @@ pub struct EngineBugs {
     /// that offset is the one expected (its key and seq): a checksum-valid record a misdirected
     /// write put there is served as another key's value.
     pub trusts_misplaced_record: bool,
+    /// Recovery reads through the page cache as it finds it, without dropping its clean pages:
+    /// after a kill -9 that followed a failed fsync, it serves data the kernel never wrote.
+    pub trusts_page_cache: bool,
 }
 
 /// The CLI names of the bug switches, with one-line descriptions.
-pub const BUGS: [(&str, &str); 13] = [
+pub const BUGS: [(&str, &str); 14] = [
     ("no-fsync", "acknowledge writes as durable without ever syncing (flush only)"),
     ("no-dir-fsync-on-rotate", "create a new data file without fsyncing the directory"),
     ("hint-in-place", "write merge hint files in place instead of temp + fsync + rename"),
@@ -179,6 +182,10 @@ pub const BUGS: [(&str, &str); 13] = [
     (
         "trusts-misplaced-record",
         "reads check only the CRC, not that the record is the one the keydir expects",
+    ),
+    (
+        "trusts-page-cache",
+        "recovery reads the page cache as found: pages a failed fsync never wrote included",
     ),
 ];
 
@@ -204,6 +211,7 @@ impl EngineBugs {
             "crc-ignores-file" => &mut self.crc_ignores_file,
             "read-error-ends-log" => &mut self.read_error_ends_log,
             "trusts-misplaced-record" => &mut self.trusts_misplaced_record,
+            "trusts-page-cache" => &mut self.trusts_page_cache,
             _ => {
                 let names: Vec<&str> = BUGS.iter().map(|(n, _)| *n).collect();
                 return Err(format!("unknown engine bug {name:?}; accepted: {}", names.join(", ")));
@@ -241,6 +249,7 @@ impl EngineBugs {
             self.crc_ignores_file,
             self.read_error_ends_log,
             self.trusts_misplaced_record,
+            self.trusts_page_cache,
         ];
         BUGS.iter().zip(on).filter(|(_, on)| *on).map(|((n, _), _)| *n).collect()
     }

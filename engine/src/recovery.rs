@@ -182,6 +182,11 @@ impl<V: Vfs> Engine<V> {
             let name = data_name(id);
             let file =
                 vfs.open(&name, OpenOptions::existing()).map_err(Error::io("recovery: open"))?;
+            // The cache may hold pages a failed fsync never wrote (Linux marks them clean): read
+            // what the disk has, so nothing served can vanish at the next power cut.
+            if !config.bugs.trusts_page_cache {
+                file.drop_cache().map_err(Error::io("recovery: drop the page cache"))?;
+            }
             let mut bytes = read_all(&file, config.bugs.read_error_ends_log)?;
             report.data_files += 1;
             let from_hint = hint_ids.contains(&id)

@@ -395,6 +395,31 @@ impl Model {
         self.forget_dirt(ino);
     }
 
+    /// `posix_fadvise(DONTNEED)` of `ino`: its clean pages are evicted. A page a `linux` error
+    /// dropped (clean, never written) then reads as the disk has it — the durable bytes, zeros
+    /// past them; the file's length stays. Dirty pages stay as they are.
+    pub(crate) fn drop_clean_pages(&mut self, ino: Ino) {
+        let page = self.page_bytes.max(1);
+        let inode = self.inode_mut(ino);
+        let mut dirty = BTreeSet::new();
+        for p in &inode.pending {
+            remember_dropped(&mut dirty, &p.op, page);
+        }
+        let clean: Vec<u64> =
+            inode.dropped_pages.iter().copied().filter(|p| !dirty.contains(p)).collect();
+        for p in clean {
+            inode.dropped_pages.remove(&p);
+            let start = p * page;
+            let len = inode.cached.len().saturating_sub(start).min(page);
+            if len == 0 {
+                continue;
+            }
+            let mut bytes = vec![0u8; len as usize];
+            inode.durable.read(&mut bytes, start);
+            inode.cached.write(&bytes, start);
+        }
+    }
+
     /// Record a write error on `ino` (errseq), not yet reported through any descriptor.
     pub(crate) fn record_error(&mut self, ino: Ino) {
         let inode = self.inode_mut(ino);

@@ -657,7 +657,8 @@ impl Inner {
             | Call::RemoveDir
             | Call::Link
             | Call::Symlink
-            | Call::ReadLink => l.metadata_ns,
+            | Call::ReadLink
+            | Call::DropCache => l.metadata_ns,
         })
     }
 
@@ -1329,6 +1330,14 @@ impl VfsFile for SimFile {
         let (ino, name, seen) = (self.ino, &self.name, &self.seen);
         self.fs.file_op(self, Call::SyncData, Op::NoEffect, (0, 0), |s, n| {
             s.sync_file(n, ino, false, name, seen).map(|()| ((), 0))
+        })
+    }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        let ino = self.ino;
+        self.fs.file_op(self, Call::DropCache, Op::NoEffect, (0, 0), |s, _| {
+            s.model.drop_clean_pages(ino);
+            Ok(((), 0))
         })
     }
 }

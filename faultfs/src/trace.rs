@@ -23,6 +23,7 @@ pub enum Call {
     Link,
     Symlink,
     ReadLink,
+    DropCache,
 }
 
 impl Call {
@@ -45,6 +46,7 @@ impl Call {
             Call::Link => "link",
             Call::Symlink => "symlink",
             Call::ReadLink => "readlink",
+            Call::DropCache => "fadvise(DONTNEED)",
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::oracle::Class;
 
 /// (bug switch, the scenario that catches it, the class it must report)
-pub const CAUGHT_BY: [(&str, &str, Class); 13] = [
+pub const CAUGHT_BY: [(&str, &str, Class); 14] = [
     ("no-fsync", "o_sync-posix", Class::Durability),
     ("no-dir-fsync-on-rotate", "rotation-heavy", Class::Durability),
     ("hint-in-place", "merge-heavy", Class::Durability),
@@ -19,4 +19,5 @@ pub const CAUGHT_BY: [(&str, &str, Class); 13] = [
     ("crc-ignores-file", "recycled-blocks", Class::Resurrection),
     ("read-error-ends-log", "bit-rot", Class::Durability),
     ("trusts-misplaced-record", "misdirected-merge", Class::Validity),
+    ("trusts-page-cache", "fsync-eio-kill", Class::CrashDuringRecovery),
 ];

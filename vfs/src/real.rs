@@ -405,4 +405,16 @@ impl VfsFile for RealFile {
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data().map_err(|e| context(e, &self.path, "fdatasync"))
     }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        // SAFETY: posix_fadvise on a descriptor this file owns; it returns an errno, not -1.
+        let err =
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if err == 0 {
+            Ok(())
+        } else {
+            let e = io::Error::from_raw_os_error(err);
+            Err(context(e, &self.path, "posix_fadvise(DONTNEED)"))
+        }
+    }
 }

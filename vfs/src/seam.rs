@@ -161,6 +161,15 @@ pub trait VfsFile {
     /// fdatasync: data and size durable on success; the modification time is not.
     fn sync_data(&self) -> io::Result<()>;
 
+    /// Evict the file's clean cached pages (`posix_fadvise(POSIX_FADV_DONTNEED)`), so later reads
+    /// come from the disk. After a failed fsync Linux marks the pages it could not write clean:
+    /// the cache goes on serving data the disk never got, until they are evicted. A recovery
+    /// that drops the cache first reads what a power cut would leave. Dirty pages stay. The
+    /// default does nothing (a filesystem with no cache to drop).
+    fn drop_cache(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Is the file empty?
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)

@@ -1,7 +1,7 @@
 //! Injected faults: fsync EIO under each semantics, write EIO, ENOSPC, bit rot, latent errors.
 
 use crate::*;
-use faultfs::{EioSemantics, Fault, FaultPlan, Latency, SimConfig};
+use faultfs::{EioSemantics, Fault, FaultPlan, InFlight, Latency, SimConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::ErrorKind;
@@ -328,4 +328,33 @@ fn device_read_faults_are_transient_except_a_latent_sector() {
     f.write_all_at(&[b'z'; 4096], 8192).unwrap(); // rewriting the page remaps it
     f.read_exact_at(&mut page, 8192).unwrap();
     assert!(fs.device_damage().iter().all(|d| d.fault == Fault::LatentOnRead));
+}
+
+/// After a `linux` fsync error the cache serves bytes the disk never got, even to a process
+/// started after a kill -9; dropping the cache shows what the disk has. Dirty pages stay.
+#[test]
+fn dropping_the_cache_after_a_linux_fsync_error_shows_what_the_disk_has() {
+    let fs = posix();
+    let f = durable_file(&fs, "log", b"durable.");
+    f.write_all_at(b"never written", 8).unwrap();
+    let op = fs.op_count() + 1;
+    fs.set_faults(FaultPlan::none().at(op, Fault::SyncEio));
+    assert!(f.sync_data().is_err());
+    let killed = fs.crash_point_now().process_crash(InFlight::Skipped);
+    let g = killed.open("log", OpenOptions::existing()).unwrap();
+    let mut buf = vec![0u8; 21];
+    g.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"durable.never written", "the cache still serves it");
+    g.drop_cache().unwrap();
+    g.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..8], b"durable.");
+    assert!(buf[8..].iter().all(|b| *b == 0), "the disk never got it: {buf:?}");
+    // A page with dirty data in it is not evicted.
+    let fs = posix();
+    let f = durable_file(&fs, "log", b"durable.");
+    f.write_all_at(b"dirty", 8).unwrap();
+    f.drop_cache().unwrap();
+    let mut buf = vec![0u8; 13];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"durable.dirty");
 }

@@ -305,6 +305,11 @@ impl<V: Vfs> Engine<V> {
     /// first write is accepted. That includes the directory: a file found may be visible only in
     /// the page cache.
     fn make_recovered_durable(&mut self) -> Result<()> {
+        // Older files too: one whose last sync failed may hold dirty pages recovery read and will
+        // serve (a sticky error then fails this sync, and the open with it, saying why).
+        for file in self.readers.values() {
+            file.sync_data().map_err(Error::io("recovery: sync an older data file"))?;
+        }
         let sync = match self.config.sync_call {
             crate::config::SyncCall::Fsync => self.active.file.sync_all(),
             _ => self.active.file.sync_data(),

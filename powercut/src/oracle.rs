@@ -179,6 +179,10 @@ pub struct Loss {
     pub window: Option<Duration>,
     /// Lost writes the engine had reported at risk.
     pub reported_lost: u64,
+    /// 1 when recovery refused to open, saying why, because the storage failed it (an error the
+    /// filesystem returned during recovery: EIO, EROFS, ENOSPC): the state is unavailable, which
+    /// is reported, not a violation.
+    pub unavailable: u64,
 }
 
 /// How promises are read.

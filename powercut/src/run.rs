@@ -73,6 +73,8 @@ pub struct LossTotals {
     pub window_max: Duration,
     /// Lost writes the subject had reported at risk.
     pub reported_lost: u64,
+    /// Crash states whose recovery refused to open because the storage failed it.
+    pub unavailable: u64,
 }
 
 impl LossTotals {
@@ -83,6 +85,7 @@ impl LossTotals {
         self.bytes_lost += l.bytes_lost;
         self.window_max = self.window_max.max(l.window.unwrap_or_default());
         self.reported_lost += l.reported_lost;
+        self.unavailable += l.unavailable;
     }
 
     /// Add `o`'s totals.
@@ -93,6 +96,7 @@ impl LossTotals {
         self.bytes_lost += o.bytes_lost;
         self.window_max = self.window_max.max(o.window_max);
         self.reported_lost += o.reported_lost;
+        self.unavailable += o.unavailable;
     }
 }
 
@@ -776,6 +780,15 @@ fn add_device_damage(
     ranges.push((d.file.clone(), d.offset, d.offset + len.max(1)));
 }
 
+/// Did the storage fail a recovery on `image`: did the filesystem return an I/O error, a
+/// read-only filesystem or a full disk to any call? SimFs returns those only for injected faults
+/// (a sticky fsync error, a failed journal commit, a capacity), never for an engine's mistake.
+fn storage_refused(image: &SimFs) -> bool {
+    image.trace().iter().any(|e| {
+        matches!(e.outcome, faultfs::Outcome::Err { errno: "EIO" | "EROFS" | "ENOSPC", .. })
+    })
+}
+
 /// Did anything read a damaged range of `image` (per its trace)?
 fn read_damage(image: &SimFs, ranges: &[(String, u64, u64)]) -> bool {
     image.trace().iter().any(|e| {
@@ -848,6 +861,12 @@ fn check_image<S: Subject>(
         // reported. One that fails without touching them has no such excuse.
         Err(e) if rot && !e.message.contains("panicked") && read_damage(&image, &ranges) => {
             return (Vec::new(), Loss { reported_lost: 1, ..Loss::default() });
+        }
+        // A recovery that refuses, saying why, because the storage failed it, has reported the
+        // state unavailable. One that opens and serves what it could not make durable is judged
+        // (crash-during-recovery catches it).
+        Err(e) if !e.message.contains("panicked") && storage_refused(&image) => {
+            return (Vec::new(), Loss { unavailable: 1, ..Loss::default() });
         }
         Err(e) => {
             return (vec![(Class::Validity, format!("recovery failed: {e}"))], Loss::default());
@@ -933,6 +952,8 @@ fn crashes_during_recovery<S: Subject>(
         let dry = point.process_crash(InFlight::Skipped);
         let first = match state_of::<S>(dry.clone(), config) {
             Ok((_, s)) => s,
+            // Unavailable, said so: nothing served, nothing to lose.
+            Err(e) if !e.message.contains("panicked") && storage_refused(&dry) => return None,
             Err(e) => return Some(format!("level {level}: recovery failed: {e}")),
         };
         let cut = rng.random_range(1..=dry.op_count() + 1);
@@ -947,8 +968,9 @@ fn crashes_during_recovery<S: Subject>(
         let space = cut_point.power_cut_space();
         let image = space.materialize(&space.sample(rng));
         point = image.crash_point_now();
-        let state = match state_of::<S>(image, config) {
+        let state = match state_of::<S>(image.clone(), config) {
             Ok((_, s)) => s,
+            Err(e) if !e.message.contains("panicked") && storage_refused(&image) => return None,
             Err(e) => {
                 return Some(format!(
                     "level {level}: recovery after a power cut at recovery op {cut} failed: {e}"

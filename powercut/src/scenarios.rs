@@ -52,10 +52,13 @@ suite!(
 /// the first bad record lose later records silently there, which is worth knowing and not a
 /// crash-consistency bug. `misdirected-merge` aims misdirected writes at merged files read
 /// through their hints, where a displaced record lands exactly on another one. `fsync-eio-kill`
-/// combines a failed fsync (linux semantics) with kill -9 and a power cut during recovery.
+/// combines a failed fsync (linux semantics) with kill -9 and a power cut during recovery;
+/// `fsync-eio-sticky-kill` the same under sticky semantics, where refusing to open is the honest
+/// answer (counted as unavailable).
 pub const EXTRA: &[(&str, &str)] = &[
     ("device-faults", include_str!("../scenarios/extra/device-faults.json")),
     ("fsync-eio-kill", include_str!("../scenarios/extra/fsync-eio-kill.json")),
+    ("fsync-eio-sticky-kill", include_str!("../scenarios/extra/fsync-eio-sticky-kill.json")),
     ("misdirected-merge", include_str!("../scenarios/extra/misdirected-merge.json")),
 ];
 

@@ -88,6 +88,11 @@ impl ScenarioResult {
                 for n in [l.states, l.acked_lost, l.acked_lost_max, l.bytes_lost, l.reported_lost] {
                     h.update(&n.to_le_bytes());
                 }
+                // Hashed only when there is some, so results without any hash as they did.
+                if l.unavailable > 0 {
+                    h.update(b"unavailable");
+                    h.update(&l.unavailable.to_le_bytes());
+                }
                 h.update(&l.window_max.as_nanos().to_le_bytes());
             }
             for v in &s.violations {
@@ -153,6 +158,17 @@ pub fn table(results: &[ScenarioResult]) -> String {
             r.per_sec()
         ));
     }
+    for r in results {
+        let (p, k) = r.loss();
+        let unavailable = p.unavailable + k.unavailable;
+        if unavailable > 0 {
+            out.push_str(&format!(
+                "{}: {unavailable} crash states unavailable: recovery refused to open, saying why, \
+                 because the storage failed it (reported, not a violation)\n",
+                r.name
+            ));
+        }
+    }
     out
 }
 
@@ -198,6 +214,7 @@ pub fn to_json(results: &[ScenarioResult]) -> Value {
                     "bytes_lost_total": l.bytes_lost,
                     "loss_window_max_ms": l.window_max.as_secs_f64() * 1e3,
                     "reported_lost": l.reported_lost,
+                    "unavailable": l.unavailable,
                 })
             };
             json!({
@@ -227,7 +244,8 @@ fn loss_to_json(l: &LossTotals) -> Value {
         l.acked_lost_max,
         l.bytes_lost,
         l.window_max.as_nanos() as u64,
-        l.reported_lost
+        l.reported_lost,
+        l.unavailable
     ])
 }
 
@@ -240,6 +258,8 @@ fn loss_from_json(v: &Value) -> Option<LossTotals> {
         bytes_lost: n(3)?,
         window_max: std::time::Duration::from_nanos(n(4)?),
         reported_lost: n(5)?,
+        // Results written before unavailability was counted have none.
+        unavailable: n(6).unwrap_or(0),
     })
 }
 

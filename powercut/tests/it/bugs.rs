@@ -117,3 +117,24 @@ fn s_for(
     }
     s
 }
+
+/// Under sticky fsync errors nothing the engine read can be made durable after a kill -9: the
+/// correct engine refuses to open, saying why, and the state counts as unavailable, not as a
+/// violation; an engine that opens without syncing what it read serves data a power cut takes
+/// away (crash-during-recovery).
+#[test]
+fn a_recovery_the_storage_fails_is_unavailable_and_serving_anyway_is_caught() {
+    let s = powercut::scenarios::named("fsync-eio-sticky-kill").unwrap();
+    let r = run_scenario::<Bitcask>(&s, &bitcask(&s, &[]), 0..s.seeds, &|_| {});
+    let first = r.seeds.iter().flat_map(|o| &o.violations).next();
+    assert_eq!(r.violations(), 0, "{first:?}");
+    let (p, k) = r.loss();
+    assert!(p.unavailable + k.unavailable > 0, "the refusals are counted");
+    let buggy = bitcask(&s, &["unsynced-recovery-truncate"]);
+    let r = run_scenario::<Bitcask>(&s, &buggy, 0..s.seeds, &|_| {});
+    let found = r.by_class();
+    assert!(
+        found.get(&powercut::oracle::Class::CrashDuringRecovery).copied().unwrap_or(0) > 0,
+        "{found:?}"
+    );
+}

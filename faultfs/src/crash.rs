@@ -122,12 +122,13 @@ impl CrashPoint {
     pub fn process_crash(&self, fate: InFlight) -> SimFs {
         let mut model = self.before.clone();
         match (&self.in_flight, fate) {
-            (Some(op), InFlight::Applied) => model.apply_unsynced(op, self.op, self.at),
+            // An operation that would have failed left nothing.
+            (Some(op), InFlight::Applied) => drop(model.apply_unsynced(op, self.op, self.at)),
             (Some(Op::Write { ino, offset, data }), InFlight::Partial { bytes }) => {
                 let cut = (bytes as usize).min(data.len());
                 let partial =
                     Op::Write { ino: *ino, offset: *offset, data: Rc::from(&data[..cut]) };
-                model.apply_unsynced(&partial, self.op, self.at);
+                drop(model.apply_unsynced(&partial, self.op, self.at));
             }
             _ => {}
         }
@@ -357,7 +358,8 @@ impl CrashSpace {
     fn new(point: &CrashPoint) -> CrashSpace {
         let mut after = point.before.clone();
         if let Some(op) = &point.in_flight {
-            after.apply_unsynced(op, point.op, point.at);
+            // An operation that would have failed left nothing.
+            drop(after.apply_unsynced(op, point.op, point.at));
         }
         let profile = &point.config.profile;
         let sector = u64::from(profile.page_bytes);

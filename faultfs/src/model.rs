@@ -11,6 +11,7 @@
 
 use crate::blob::Blob;
 use crate::names::{self, Entries, Found, Key, Kind, ROOT, kind_of};
+use powercut_vfs::check_path;
 use std::collections::BTreeSet;
 use std::io;
 use std::rc::Rc;
@@ -247,46 +248,101 @@ impl Model {
         false
     }
 
-    /// Would `op` succeed on the visible namespace? The same checks SimFs makes before it runs
-    /// an operation: an operation in flight at a crash point is applied only if it would have.
-    pub(crate) fn applicable(&self, op: &Op) -> bool {
-        let found = |path: &str, follow: bool| self.resolve(path, follow).ok();
+    /// Would `op` succeed on the visible namespace? The checks SimFs makes before it runs an
+    /// operation, and the error it returns; an operation in flight at a crash point changes the
+    /// crash state only if they pass (see [`Model::apply_unsynced`]).
+    pub(crate) fn check(&self, op: &Op) -> io::Result<()> {
+        let fail = |kind: io::ErrorKind, path: &str, what: &str| {
+            Err(io::Error::new(kind, format!("{path}: {what}")))
+        };
         let is_dir = |ino: Ino| *self.kind(ino) == Kind::Dir;
         let empty = |ino: Ino| names::children(&self.visible_dir, ino).next().is_none();
+        // The existing entry `path` names (a symbolic link at its end not followed).
+        let existing = |path: &str| -> io::Result<Ino> {
+            check_path(path)?;
+            let ino = self.resolve(path, false)?.ino.filter(|&i| i != ROOT);
+            ino.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{path}: no such file"))
+            })
+        };
+        // Where a new entry `path` goes: its directory must exist and the name be free.
+        let free = |path: &str| -> io::Result<()> {
+            check_path(path)?;
+            match self.resolve(path, false)?.ino {
+                Some(_) => fail(io::ErrorKind::AlreadyExists, path, "file exists"),
+                None => Ok(()),
+            }
+        };
         match op {
-            Op::Open { name, create, .. } => match found(name, true) {
-                Some(Found { ino: Some(ino), .. }) => !is_dir(ino),
-                Some(Found { ino: None, .. }) => *create,
-                None => false,
-            },
-            Op::Rename { from, to } => {
-                let (Some(a), Some(b)) = (found(from, false), found(to, false)) else {
-                    return false;
-                };
-                let Some(ino) = a.ino.filter(|&i| i != ROOT) else { return false };
-                match b.ino {
-                    Some(t) if t == ino => true,
-                    Some(ROOT) => false,
-                    Some(t) if is_dir(ino) != is_dir(t) => false,
-                    Some(t) if is_dir(t) && !empty(t) => false,
-                    _ => !(is_dir(ino) && self.is_within(b.dir, ino)),
+            Op::Open { name, create, .. } => {
+                check_path(name)?;
+                match self.resolve(name, true)?.ino {
+                    Some(ino) if is_dir(ino) => {
+                        fail(io::ErrorKind::IsADirectory, name, "is a directory")
+                    }
+                    None if !create => fail(io::ErrorKind::NotFound, name, "no such file"),
+                    _ => Ok(()),
                 }
             }
-            Op::Remove { name } => {
-                found(name, false).and_then(|f| f.ino).is_some_and(|i| i != ROOT && !is_dir(i))
+            Op::Rename { from, to } => {
+                let ino = existing(from)?;
+                check_path(to)?;
+                let target = self.resolve(to, false)?;
+                match target.ino {
+                    Some(t) if t == ino => return Ok(()),
+                    Some(t) if is_dir(ino) && !is_dir(t) => {
+                        let what = format!("not a directory (renaming directory {from} over it)");
+                        return fail(io::ErrorKind::NotADirectory, to, &what);
+                    }
+                    Some(t) if !is_dir(ino) && is_dir(t) => {
+                        let what = format!("is a directory (renaming file {from} over it)");
+                        return fail(io::ErrorKind::IsADirectory, to, &what);
+                    }
+                    Some(t) if !empty(t) => {
+                        return fail(io::ErrorKind::DirectoryNotEmpty, to, "directory not empty");
+                    }
+                    _ => {}
+                }
+                if is_dir(ino) && self.is_within(target.dir, ino) {
+                    let what = format!("a directory cannot move below itself ({from})");
+                    return fail(io::ErrorKind::InvalidInput, to, &what);
+                }
+                Ok(())
             }
-            Op::RemoveDir { path } => found(path, false)
-                .and_then(|f| f.ino)
-                .is_some_and(|i| i != ROOT && is_dir(i) && empty(i)),
-            Op::CreateDir { path } | Op::Symlink { path, .. } => {
-                found(path, false).is_some_and(|f| f.ino.is_none())
+            Op::Remove { name } => match existing(name)? {
+                ino if is_dir(ino) => fail(
+                    io::ErrorKind::IsADirectory,
+                    name,
+                    "is a directory (remove_dir removes one)",
+                ),
+                _ => Ok(()),
+            },
+            Op::RemoveDir { path } => match existing(path)? {
+                ino if !is_dir(ino) => fail(io::ErrorKind::NotADirectory, path, "not a directory"),
+                ino if !empty(ino) => {
+                    fail(io::ErrorKind::DirectoryNotEmpty, path, "directory not empty")
+                }
+                _ => Ok(()),
+            },
+            Op::CreateDir { path } => free(path),
+            Op::Symlink { target, path } => {
+                if target.is_empty() || target.contains('\0') {
+                    return fail(
+                        io::ErrorKind::InvalidInput,
+                        path,
+                        &format!("bad symlink target {target:?}"),
+                    );
+                }
+                free(path)
             }
             Op::Link { from, to } => {
-                let a = found(from, false).and_then(|f| f.ino);
-                let free = found(to, false).is_some_and(|f| f.ino.is_none());
-                a.is_some_and(|i| i != ROOT && !is_dir(i)) && free
+                if is_dir(existing(from)?) {
+                    let what = "a directory cannot be hard-linked (EPERM)";
+                    return fail(io::ErrorKind::PermissionDenied, from, what);
+                }
+                free(to)
             }
-            Op::Write { .. } | Op::SetLen { .. } | Op::NoEffect => true,
+            Op::Write { .. } | Op::SetLen { .. } | Op::NoEffect => Ok(()),
         }
     }
 
@@ -689,57 +745,49 @@ pub(crate) enum Op {
 }
 
 impl Model {
-    /// Apply `op` to the cache and the pending lists, without any durability effect.
-    pub(crate) fn apply_unsynced(&mut self, op: &Op, seq: u64, now: Duration) {
-        // An operation that would fail changes nothing (the caller checked a live one; one in
-        // flight at a crash point is checked here).
-        if !self.applicable(op) {
-            return;
-        }
-        let found = |m: &Model, path: &str, follow: bool| m.resolve(path, follow).ok();
+    /// Apply `op` to the cache and the pending lists, without any durability effect; an
+    /// operation that would fail ([`Model::check`]) changes nothing and says why.
+    pub(crate) fn apply_unsynced(&mut self, op: &Op, seq: u64, now: Duration) -> io::Result<()> {
+        // An operation that would fail changes nothing.
+        self.check(op)?;
+        // Checked: every path below resolves as `check` found it.
+        let found = |m: &Model, path: &str, follow: bool| m.resolve(path, follow);
         match op {
-            Op::Open { name, create, truncate } => match found(self, name, true) {
-                Some(Found { ino: Some(ino), .. })
-                    if *truncate && self.inode(ino).cached.len() > 0 =>
-                {
+            Op::Open { name, create, truncate } => match found(self, name, true)? {
+                Found { ino: Some(ino), .. } if *truncate && self.inode(ino).cached.len() > 0 => {
                     self.set_len(ino, 0, seq, now);
                 }
-                Some(Found { ino: Some(_), .. }) => {}
-                Some(f) if *create => {
+                Found { ino: Some(_), .. } => {}
+                f if *create => {
                     self.create(f.key(), name.clone(), Kind::File, seq, now);
                 }
                 _ => {}
             },
             Op::Rename { from, to } => {
-                let (Some(a), Some(b)) = (found(self, from, false), found(self, to, false)) else {
-                    return;
-                };
-                if let (Some(ino), true) = (a.ino, a.key() != b.key()) {
+                let (a, b) = (found(self, from, false)?, found(self, to, false)?);
+                // Renaming a name onto itself, or onto another name of the same file, does nothing.
+                if let Some(ino) = a.ino.filter(|&i| b.ino != Some(i)) {
                     let paths = (from.clone(), to.clone());
                     self.dir_op(DirOp::Rename { from: a.key(), to: b.key(), ino, paths }, seq);
                 }
             }
             Op::Remove { name: path } | Op::RemoveDir { path } => {
-                if let Some(Found { dir, name, ino: Some(ino) }) = found(self, path, false) {
+                if let Found { dir, name, ino: Some(ino) } = found(self, path, false)? {
                     let at = (dir, name);
                     self.dir_op(DirOp::Remove { at, ino, path: path.clone() }, seq);
                 }
             }
             Op::CreateDir { path } => {
-                if let Some(f) = found(self, path, false).filter(|f| f.ino.is_none()) {
-                    self.create(f.key(), path.clone(), Kind::Dir, seq, now);
-                }
+                let f = found(self, path, false)?;
+                self.create(f.key(), path.clone(), Kind::Dir, seq, now);
             }
             Op::Symlink { target, path } => {
-                if let Some(f) = found(self, path, false).filter(|f| f.ino.is_none()) {
-                    self.create(f.key(), path.clone(), Kind::Symlink(target.clone()), seq, now);
-                }
+                let f = found(self, path, false)?;
+                self.create(f.key(), path.clone(), Kind::Symlink(target.clone()), seq, now);
             }
             Op::Link { from, to } => {
-                let (Some(a), Some(b)) = (found(self, from, false), found(self, to, false)) else {
-                    return;
-                };
-                if let (Some(ino), None) = (a.ino, b.ino) {
+                let (a, b) = (found(self, from, false)?, found(self, to, false)?);
+                if let Some(ino) = a.ino {
                     self.dir_op(DirOp::Link { at: b.key(), ino, path: to.clone() }, seq);
                 }
             }
@@ -747,5 +795,6 @@ impl Model {
             Op::SetLen { ino, len } => self.set_len(*ino, *len, seq, now),
             Op::NoEffect => {}
         }
+        Ok(())
     }
 }

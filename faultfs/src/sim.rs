@@ -28,7 +28,7 @@
 use crate::crash::CrashPoint;
 use crate::fault::{EioSemantics, Fault, FaultPlan, Latency};
 use crate::model::{DataOp, Ino, Model, Op};
-use crate::names::{self, Found, Kind};
+use crate::names::{self, Kind};
 use crate::profile::{Profile, Writeback};
 use crate::trace::{Call, Outcome, TraceEntry};
 use powercut_vfs::{
@@ -626,19 +626,6 @@ impl Inner {
         }
     }
 
-    /// Where a new entry `path` goes: its directory must exist and the name be free.
-    fn new_entry(&self, path: &str) -> io::Result<Found> {
-        check_path(path)?;
-        let found = self.model.resolve(path, false)?;
-        if found.ino.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{path}: file exists"),
-            ));
-        }
-        Ok(found)
-    }
-
     fn cost(&self, call: Call) -> Duration {
         let l = &self.config.latency;
         Latency::of(match call {
@@ -975,6 +962,17 @@ impl Inner {
     }
 }
 
+impl SimFs {
+    /// One directory-entry operation: checked and applied by the model (which names the path in
+    /// any error), numbered and traced as `call` on `shown`.
+    fn entry_op(&self, call: Call, shown: Rc<str>, op: Op) -> io::Result<()> {
+        self.inner.borrow_mut().run(call, Some(shown), op.clone(), (0, 0), |s, n| {
+            let now = s.now;
+            s.model.apply_unsynced(&op, n, now).map(|()| ((), 0))
+        })
+    }
+}
+
 impl Vfs for SimFs {
     type File = SimFile;
 
@@ -988,34 +986,19 @@ impl Vfs for SimFs {
             op.clone(),
             (0, 0),
             |s, n| {
-                check_path(name)?;
-                let found = s.model.resolve(name, true)?;
-                match found.ino {
-                    Some(_) if options.create_new => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            format!("{name}: file exists"),
-                        ));
-                    }
-                    Some(ino) if *s.model.kind(ino) == Kind::Dir => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::IsADirectory,
-                            format!("{name}: is a directory"),
-                        ));
-                    }
-                    None if !create => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::NotFound,
-                            format!("{name}: no such file"),
-                        ));
-                    }
-                    _ => {}
+                s.model.check(&op)?;
+                let exists = s.model.resolve(name, true)?.ino.is_some();
+                if exists && options.create_new {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{name}: file exists"),
+                    ));
                 }
-                if s.shut_down && (found.ino.is_none() || options.truncate) {
+                if s.shut_down && (!exists || options.truncate) {
                     return Err(erofs(name));
                 }
                 let now = s.now;
-                s.model.apply_unsynced(&op, n, now);
+                s.model.apply_unsynced(&op, n, now)?;
                 let ino = s.model.lookup(name).expect("the file was just opened or created");
                 let inode = s.model.inode_mut(ino);
                 inode.open_handles += 1;
@@ -1030,96 +1013,23 @@ impl Vfs for SimFs {
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let shown: Rc<str> = Rc::from(format!("{from} -> {to}"));
-        let op = Op::Rename { from: Rc::from(from), to: Rc::from(to) };
-        self.inner.borrow_mut().run(Call::Rename, Some(shown), op.clone(), (0, 0), |s, n| {
-            let ino = s.lookup(from)?;
-            check_path(to)?;
-            let target = s.model.resolve(to, false)?;
-            let is_dir = |i: Ino| *s.model.kind(i) == Kind::Dir;
-            match target.ino {
-                Some(t) if t == ino => return Ok(((), 0)),
-                Some(t) if is_dir(ino) && !is_dir(t) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotADirectory,
-                        format!("{to}: not a directory (renaming directory {from} over it)"),
-                    ));
-                }
-                Some(t) if !is_dir(ino) && is_dir(t) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::IsADirectory,
-                        format!("{to}: is a directory (renaming file {from} over it)"),
-                    ));
-                }
-                Some(t) if names::children(&s.model.visible_dir, t).next().is_some() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::DirectoryNotEmpty,
-                        format!("{to}: directory not empty"),
-                    ));
-                }
-                _ => {}
-            }
-            if is_dir(ino) && s.model.is_within(target.dir, ino) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{from} -> {to}: a directory cannot move below itself"),
-                ));
-            }
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        let shown = Rc::from(format!("{from} -> {to}"));
+        self.entry_op(Call::Rename, shown, Op::Rename { from: Rc::from(from), to: Rc::from(to) })
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let rc: Rc<str> = Rc::from(name);
-        let op = Op::Remove { name: rc.clone() };
-        self.inner.borrow_mut().run(Call::Remove, Some(rc), op.clone(), (0, 0), |s, n| {
-            let ino = s.lookup(name)?;
-            if *s.model.kind(ino) == Kind::Dir {
-                return Err(io::Error::new(
-                    io::ErrorKind::IsADirectory,
-                    format!("{name}: is a directory (remove_dir removes one)"),
-                ));
-            }
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        self.entry_op(Call::Remove, rc.clone(), Op::Remove { name: rc })
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {
         let rc: Rc<str> = Rc::from(path);
-        let op = Op::CreateDir { path: rc.clone() };
-        self.inner.borrow_mut().run(Call::CreateDir, Some(rc), op.clone(), (0, 0), |s, n| {
-            s.new_entry(path)?;
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        self.entry_op(Call::CreateDir, rc.clone(), Op::CreateDir { path: rc })
     }
 
     fn remove_dir(&self, path: &str) -> io::Result<()> {
         let rc: Rc<str> = Rc::from(path);
-        let op = Op::RemoveDir { path: rc.clone() };
-        self.inner.borrow_mut().run(Call::RemoveDir, Some(rc), op.clone(), (0, 0), |s, n| {
-            let ino = s.lookup(path)?;
-            if *s.model.kind(ino) != Kind::Dir {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    format!("{path}: not a directory"),
-                ));
-            }
-            if names::children(&s.model.visible_dir, ino).next().is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::DirectoryNotEmpty,
-                    format!("{path}: directory not empty"),
-                ));
-            }
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        self.entry_op(Call::RemoveDir, rc.clone(), Op::RemoveDir { path: rc })
     }
 
     fn read_dir(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
@@ -1163,38 +1073,13 @@ impl Vfs for SimFs {
     }
 
     fn link(&self, existing: &str, new: &str) -> io::Result<()> {
-        let shown: Rc<str> = Rc::from(format!("{existing} -> {new}"));
-        let op = Op::Link { from: Rc::from(existing), to: Rc::from(new) };
-        self.inner.borrow_mut().run(Call::Link, Some(shown), op.clone(), (0, 0), |s, n| {
-            let ino = s.lookup(existing)?;
-            if *s.model.kind(ino) == Kind::Dir {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("{existing}: a directory cannot be hard-linked (EPERM)"),
-                ));
-            }
-            s.new_entry(new)?;
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        let shown = Rc::from(format!("{existing} -> {new}"));
+        self.entry_op(Call::Link, shown, Op::Link { from: Rc::from(existing), to: Rc::from(new) })
     }
 
     fn symlink(&self, target: &str, link: &str) -> io::Result<()> {
         let rc: Rc<str> = Rc::from(link);
-        let op = Op::Symlink { target: Rc::from(target), path: rc.clone() };
-        self.inner.borrow_mut().run(Call::Symlink, Some(rc), op.clone(), (0, 0), |s, n| {
-            if target.is_empty() || target.contains('\0') {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{link}: bad symlink target {target:?}"),
-                ));
-            }
-            s.new_entry(link)?;
-            let now = s.now;
-            s.model.apply_unsynced(&op, n, now);
-            Ok(((), 0))
-        })
+        self.entry_op(Call::Symlink, rc.clone(), Op::Symlink { target: Rc::from(target), path: rc })
     }
 
     fn read_link(&self, link: &str) -> io::Result<String> {

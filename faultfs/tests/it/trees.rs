@@ -33,6 +33,22 @@ fn floor(fs: &SimFs) -> Vec<String> {
     tree(&space.materialize(&space.nothing_landed()))
 }
 
+/// Directories `dirs` (parents first) and the file `path` holding `data`, all durable: the
+/// file fsynced, then every directory synced, deepest first, the root last.
+fn durable_tree(fs: &SimFs, dirs: &[&str], path: &str, data: &[u8]) -> faultfs::SimFile {
+    for d in dirs {
+        fs.create_dir(d).unwrap();
+    }
+    let f = fs.open(path, OpenOptions::create()).unwrap();
+    f.write_all_at(data, 0).unwrap();
+    f.sync_all().unwrap();
+    for d in dirs.iter().rev() {
+        fs.sync_dir_at(d).unwrap();
+    }
+    fs.sync_dir().unwrap();
+    f
+}
+
 fn names(entries: Vec<DirEntry>) -> Vec<(String, EntryKind)> {
     entries.into_iter().map(|e| (e.name, e.kind)).collect()
 }
@@ -173,13 +189,7 @@ fn a_new_directory_is_durable_once_its_parent_is_synced() {
 fn a_rename_across_directories_is_durable_once_both_are_synced() {
     let run = |profile: Profile, syncs: &[&str]| {
         let fs = SimFs::with_profile(profile);
-        fs.create_dir("a").unwrap();
-        fs.create_dir("b").unwrap();
-        let f = fs.open("a/f", OpenOptions::create()).unwrap();
-        f.write_all_at(b"x", 0).unwrap();
-        f.sync_all().unwrap();
-        fs.sync_dir_at("a").unwrap();
-        fs.sync_dir().unwrap();
+        durable_tree(&fs, &["a", "b"], "a/f", b"x");
         fs.rename("a/f", "b/f").unwrap();
         for d in syncs {
             fs.sync_dir_at(d).unwrap();
@@ -232,12 +242,7 @@ fn hard_links_share_data_and_a_file_lives_while_any_name_does() {
 #[test]
 fn a_removed_directory_whose_files_held_pending_data_comes_back_as_it_was_durable() {
     let fs = posix();
-    fs.create_dir("d").unwrap();
-    let f = fs.open("d/f", OpenOptions::create()).unwrap();
-    f.write_all_at(b"old", 0).unwrap();
-    f.sync_all().unwrap();
-    fs.sync_dir_at("d").unwrap();
-    fs.sync_dir().unwrap();
+    let f = durable_tree(&fs, &["d"], "d/f", b"old");
     f.write_all_at(b"new", 0).unwrap(); // pending data
     fs.remove("d/f").unwrap();
     fs.remove_dir("d").unwrap();
@@ -334,13 +339,7 @@ fn an_operation_that_would_fail_changes_nothing_when_a_crash_interrupts_it() {
     for (what, fails) in cases {
         for profile in [Profile::posix(), Profile::ext4_ordered()] {
             let fs = SimFs::with_profile(profile);
-            fs.create_dir("d").unwrap();
-            fs.create_dir("d/e").unwrap();
-            let f = fs.open("d/f", OpenOptions::create()).unwrap();
-            f.write_all_at(b"x", 0).unwrap();
-            f.sync_all().unwrap();
-            fs.sync_dir_at("d").unwrap();
-            fs.sync_dir().unwrap();
+            durable_tree(&fs, &["d", "d/e"], "d/f", b"x");
             let n = fs.op_count() + 1;
             fs.capture_at(n..n + 1);
             assert!(fails(&fs).is_err(), "{what}");

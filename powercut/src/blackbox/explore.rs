@@ -671,8 +671,8 @@ fn normalize_stderr(stderr: &str, scratch: &Path) -> String {
 }
 
 /// The kinds of units a crash dropped, from [`Failure::dropped`]'s lines.
-fn dropped_kinds(f: &Failure, crash: &Crash) -> String {
-    if matches!(crash, Crash::Kill(_)) {
+fn dropped_kinds(f: &Failure, kill: bool) -> String {
+    if kill {
         return "process crash".into();
     }
     let mut kinds = std::collections::BTreeSet::new();
@@ -862,7 +862,7 @@ impl Ctx<'_> {
         let mut groups: Vec<(Group, Vec<Vec<String>>)> = Vec::new();
         let (mut spent, budget) = (0, SHRUNK_GROUPS * self.o.shrink_runs);
         for (i, f) in failures.iter().enumerate() {
-            let signature = self.signature(f, &crashes[i]);
+            let signature = self.signature(f, matches!(crashes[i], Crash::Kill(_)));
             let same = |g: &Group| g.signature.behaviour() == signature.behaviour();
             let joins = |(g, causes): &(Group, Vec<Vec<String>>)| {
                 if !causes.is_empty() {
@@ -884,8 +884,7 @@ impl Ctx<'_> {
                 Crash::Power(state) if spent < budget => {
                     let (rep, runs) = self.shrink(f, state)?;
                     spent += runs.max(1);
-                    let crash = Crash::Power(self.decode(rep.point, &rep.id)?);
-                    let signature = self.signature(&rep, &crash);
+                    let signature = self.signature(&rep, false);
                     let cause = rep.dropped.clone();
                     // A new cause of a kind a group already has (another segment's lost
                     // create, say) is that group's.
@@ -918,26 +917,24 @@ impl Ctx<'_> {
         Ok(groups.into_iter().map(|(g, _)| g).collect())
     }
 
-    /// The power-cut state of a failure's id.
-    fn decode(&self, point: usize, id: &str) -> Result<CrashState, String> {
-        let encoded = id.split_once(':').map_or(id, |(_, e)| e);
-        self.replayed.points[point].0.power_cut_space().decode(encoded)
+    /// How a check run failed: what shrinking keeps ([`Signature::behaviour`]).
+    fn behaviour(
+        &self,
+        class: &'static str,
+        run: &CheckRun,
+    ) -> (&'static str, Option<i32>, String) {
+        (class, run.exit, normalize_stderr(&run.stderr, &self.o.scratch))
     }
 
-    fn signature(&self, f: &Failure, crash: &Crash) -> Signature {
-        Signature {
-            class: f.verdict.class,
-            exit: f.run.exit,
-            stderr: normalize_stderr(&f.run.stderr, &self.o.scratch),
-            dropped: dropped_kinds(f, crash),
-        }
+    fn signature(&self, f: &Failure, kill: bool) -> Signature {
+        let (class, exit, stderr) = self.behaviour(f.verdict.class, &f.run);
+        Signature { class, exit, stderr, dropped: dropped_kinds(f, kill) }
     }
 
     /// Give dropped units back, half the remaining ones at a time then one by one, keeping each
     /// step that still fails the same way.
     fn shrink(&self, first: &Failure, state: &CrashState) -> Result<(Failure, usize), String> {
-        let crash = Crash::Power(state.clone());
-        let keep = self.signature(first, &crash);
+        let keep = self.behaviour(first.verdict.class, &first.run);
         let space = self.replayed.points[first.point].0.power_cut_space();
         let mut best = (state.clone(), first.run.clone(), first.verdict.clone());
         let mut runs = 0;
@@ -957,10 +954,7 @@ impl Ctx<'_> {
                 let crash = Crash::Power(candidate.clone());
                 let (run, verdict) = self.check(first.point, &crash, usize::MAX - runs)?;
                 // The same failure: class, exit code and last stderr line, not just the class.
-                let same = |v: &Verdict| {
-                    let f = self.failure(first.point, &crash, run.clone(), v.clone());
-                    self.signature(&f, &crash).behaviour() == keep.behaviour()
-                };
+                let same = |v: &Verdict| self.behaviour(v.class, &run) == keep;
                 if let Some(v) = verdict.filter(same) {
                     best = (candidate, run, v);
                     progressed = true;

@@ -3,6 +3,7 @@
 
     sqlite_kv.py DIR load N JOURNAL SYNCHRONOUS   N committed transactions, one ACK line after each
     sqlite_kv.py DIR check                        PRAGMA integrity_check, then the rows as JSON lines
+    sqlite_kv.py --serve                          the same check as a check server (powercut_check.py)
 
 JOURNAL is a journal_mode (delete, wal, ...); SYNCHRONOUS is extra, full, normal or off. The check exits
 1 when the database is corrupt or cannot be opened.
@@ -27,19 +28,28 @@ def load(d, n, journal, synchronous):
     db.close()
 
 
-def check(d):
+def state(d):
     path = os.path.join(d, "kv.db")
     if not os.path.exists(path):
-        return
+        return {}
     db = sqlite3.connect(path)
-    ok = db.execute("PRAGMA integrity_check").fetchall()
-    if ok != [("ok",)]:
-        sys.exit("integrity_check: %r" % (ok,))
-    tables = db.execute("SELECT name FROM sqlite_master WHERE name = 'kv'").fetchall()
-    if tables:
-        for k, v in db.execute("SELECT k, v FROM kv ORDER BY k"):
-            print(json.dumps({"key": k, "value": v}))
-    db.close()
+    try:
+        ok = db.execute("PRAGMA integrity_check").fetchall()
+        if ok != [("ok",)]:
+            raise RuntimeError("integrity_check: %r" % (ok,))
+        tables = db.execute("SELECT name FROM sqlite_master WHERE name = 'kv'").fetchall()
+        return dict(db.execute("SELECT k, v FROM kv")) if tables else {}
+    finally:
+        db.close()
+
+
+def check(d):
+    try:
+        rows = state(d)
+    except (RuntimeError, sqlite3.Error) as e:
+        sys.exit(str(e))
+    for k in sorted(rows):
+        print(json.dumps({"key": k, "value": rows[k]}))
 
 
 if __name__ == "__main__":
@@ -48,5 +58,9 @@ if __name__ == "__main__":
         load(a[0], int(a[2]), a[3], a[4])
     elif len(a) == 2 and a[1] == "check":
         check(a[0])
+    elif a == ["--serve"]:
+        import powercut_check
+
+        powercut_check.serve(state)
     else:
         sys.exit(__doc__)

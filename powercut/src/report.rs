@@ -419,6 +419,94 @@ fn speed(quick: bool) -> Value {
     })
 }
 
+/// Black-box mode's speed on the SQLite example (rollback journal, synchronous=FULL): states/s
+/// with a check process per state, with a check server, and with `--check true` (the harness's
+/// own ceiling), the same states in one run. Skipped, saying why, without python3's sqlite3,
+/// strace or the examples directory.
+fn blackbox_speed(scratch: &Path, quick: bool) -> Value {
+    #[cfg(feature = "cli")]
+    let measured = blackbox_speed_run(scratch, quick);
+    #[cfg(not(feature = "cli"))]
+    let measured: Result<Value, String> = {
+        let _ = (scratch, quick);
+        Err("built without the cli feature".into())
+    };
+    measured.unwrap_or_else(|e| json!({ "skipped": e }))
+}
+
+#[cfg(feature = "cli")]
+fn blackbox_speed_run(scratch: &Path, quick: bool) -> Result<Value, String> {
+    use crate::blackbox::explore::{self, Check, Options, Promise};
+    use crate::blackbox::{Recording, record};
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/blackbox");
+    let program = examples.join("sqlite_kv.py");
+    if !program.exists() {
+        return Err(format!("{} not found (run from a checkout)", program.display()));
+    }
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3"])
+        .status()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !python.success() {
+        return Err("python3 has no sqlite3 module".into());
+    }
+    let root = scratch.join("blackbox-speed");
+    let data = root.join("data");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let program = program.display().to_string();
+    let trace = record(&Recording {
+        dir: data.clone(),
+        command: ["python3", &program, &data.display().to_string(), "load", "8", "delete", "full"]
+            .map(String::from)
+            .to_vec(),
+        ack: "^ACK ".into(),
+        fail_sync: None,
+        quiet: Some(root.join("trace.err")),
+    })?;
+    let budget = if quick { 200 } else { 1000 };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = |check| Options {
+        profile: Profile::posix(),
+        seed: 0,
+        budget,
+        per_point: 6,
+        sampled: 4,
+        check,
+        timeout: Duration::from_secs(20),
+        jobs,
+        promise: Promise::Durable,
+        power: true,
+        kill: true,
+        shrink_runs: 64,
+        scratch: root.join("states"),
+    };
+    let replayed = explore::replay(&trace, &Profile::posix(), 0)?;
+    let mut rates = Vec::new();
+    let mut states = 0;
+    for check in [
+        Check::Command(format!("python3 {program} {{dir}} check")),
+        Check::Server(format!("python3 {program} --serve")),
+        Check::Command("true".into()),
+    ] {
+        let x = explore::explore(&trace, &replayed, &options(check), &|_, _| {})?;
+        states = x.checked;
+        rates.push(x.checked as f64 / x.seconds.max(1e-9));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    Ok(json!({
+        "program": "examples/blackbox/sqlite_kv.py load 8 delete full (rollback journal, synchronous=FULL)",
+        "states": states,
+        "jobs": jobs,
+        "per_process_states_per_sec": round(rates[0]),
+        "check_server_states_per_sec": round(rates[1]),
+        "check_true_states_per_sec": round(rates[2]),
+        "server_speedup": round(rates[1] / rates[0]),
+        "server_share_of_ceiling": (rates[1] / rates[2] * 100.0).round() / 100.0,
+    }))
+}
+
 /// Everything the report says, as JSON.
 pub fn collect(scratch: &Path, quick: bool) -> Value {
     let seeds = if quick { 20 } else { 100 };
@@ -428,6 +516,7 @@ pub fn collect(scratch: &Path, quick: bool) -> Value {
         "picture": picture(quick),
         "bugs": bug_table(),
         "speed": speed(quick),
+        "blackbox_speed": blackbox_speed(scratch, quick),
         "real_disk": real_disk(scratch, quick),
     })
 }
@@ -532,6 +621,26 @@ pub fn markdown(doc: &Value) -> String {
         num(&s["engine_o_sync_puts_per_sec_simfs"]),
         num(&s["simfs_overhead_ratio"])
     );
+    let b = &doc["blackbox_speed"];
+    match b["skipped"].as_str() {
+        Some(why) => {
+            let _ = writeln!(m, "## Black-box speed\n\nSkipped: {why}.");
+        }
+        None => {
+            let _ = writeln!(
+                m,
+                "## Black-box speed\n\n`powercut explore` of {}: {} distinct crash states judged, {} jobs, the same states each way.\n\n| check | states/s |\n|---|---:|\n| a process per state (`--check`) | {} |\n| a check server (`--check-server`) | {} |\n| the harness's ceiling (`--check true`) | {} |\n\nThe check server runs {}x the states/s of a process per state (target 20x), {} of the ceiling.",
+                num(&b["program"]),
+                num(&b["states"]),
+                num(&b["jobs"]),
+                num(&b["per_process_states_per_sec"]),
+                num(&b["check_server_states_per_sec"]),
+                num(&b["check_true_states_per_sec"]),
+                num(&b["server_speedup"]),
+                num(&b["server_share_of_ceiling"])
+            );
+        }
+    }
     m
 }
 

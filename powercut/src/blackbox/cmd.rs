@@ -1,6 +1,6 @@
 //! `powercut trace` and `powercut explore`.
 
-use super::explore::{self, Exploration, Options, Promise};
+use super::explore::{self, Check, Exploration, Options, Promise};
 use super::{Recording, Trace, TraceOp, record};
 use faultfs::Profile;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,8 +37,13 @@ pub struct ExploreArgs {
     pub trace: PathBuf,
     /// The program's recovery, `{dir}` standing for a crash state's directory: it exits non-zero
     /// on a failed recovery, or prints the recovered state as JSON lines {"key": .., "value": ..}.
-    #[arg(long, required_unless_present = "materialize")]
+    #[arg(long, required_unless_present_any = ["materialize", "check_server"], conflicts_with = "check_server")]
     pub check: Option<String>,
+    /// Instead of --check: a long-lived check command that reads one crash state's directory
+    /// per line on stdin and answers one JSON line, {"state": {key: value, ...}} or
+    /// {"error": "why"} (see docs/trace.md). One runs per job, restarted after a hang or a crash.
+    #[arg(long)]
+    pub check_server: Option<String>,
     /// Persistence profile (strict, ext4-ordered, ext4-writeback, posix).
     #[arg(long, default_value = "posix")]
     pub profile: String,
@@ -97,6 +102,7 @@ pub fn trace(args: TraceArgs) -> Result<bool, String> {
         command: args.command,
         ack: args.ack,
         fail_sync: args.fail_sync,
+        quiet: None,
     })?;
     std::fs::write(&args.out, trace.to_text())
         .map_err(|e| format!("--out {}: {e}", args.out.display()))?;
@@ -166,7 +172,10 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
         budget: args.budget,
         per_point: args.per_point,
         sampled: args.sampled,
-        check: args.check.clone().unwrap_or_default(),
+        check: match (&args.check, &args.check_server) {
+            (_, Some(server)) => Check::Server(server.clone()),
+            (check, None) => Check::Command(check.clone().unwrap_or_default()),
+        },
         timeout: Duration::from_millis(args.timeout_ms),
         jobs,
         promise,

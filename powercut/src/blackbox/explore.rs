@@ -9,6 +9,7 @@
 //! groups survived, and any later ones in flight may have) — or with `--promise none`, any S_j.
 //! A check that exits non-zero, hangs past its timeout or prints what no S_j holds fails.
 
+use super::server::Servers;
 use super::trace::{Trace, TraceOp};
 use faultfs::{
     CrashPoint, CrashState, Dropped, EioSemantics, Fault, FaultPlan, InFlight, OpenOptions,
@@ -48,8 +49,8 @@ pub struct Options {
     pub per_point: u64,
     /// Seeded random states drawn per crash point, beside the enumerated ones.
     pub sampled: u32,
-    /// The check command, `{dir}` standing for the crash state's directory.
-    pub check: String,
+    /// How a crash state is checked.
+    pub check: Check,
     /// A check running longer than this is killed, with its process group, and judged a hang.
     pub timeout: Duration,
     /// Check processes run at once (0 counts as 1).
@@ -67,6 +68,42 @@ pub struct Options {
     pub shrink_runs: usize,
     /// Where crash states are materialized (each in its own subdirectory, removed after).
     pub scratch: PathBuf,
+}
+
+/// How a crash state is checked.
+#[derive(Clone, Debug)]
+pub enum Check {
+    /// A command run once per state, `{dir}` standing for its directory.
+    Command(String),
+    /// A long-lived command answering for one directory per line ([`super::server`]).
+    Server(String),
+}
+
+/// Runs the check on a directory, whichever kind it is.
+#[derive(Debug)]
+pub enum Checker {
+    /// A process per state.
+    Command(String, Duration),
+    /// A check server per job.
+    Server(Servers),
+}
+
+impl Checker {
+    /// The checker for `o`, its servers' files in `o.scratch` (which must exist).
+    pub fn new(o: &Options) -> Checker {
+        match &o.check {
+            Check::Command(c) => Checker::Command(c.clone(), o.timeout),
+            Check::Server(c) => Checker::Server(Servers::new(c, o.timeout, &o.scratch)),
+        }
+    }
+
+    /// Check the state in `dir`.
+    pub fn run(&self, dir: &Path) -> Result<CheckRun, String> {
+        match self {
+            Checker::Command(c, timeout) => run_check(c, dir, *timeout),
+            Checker::Server(s) => s.check(dir),
+        }
+    }
 }
 
 /// The trace replayed: a crash point at every file operation.
@@ -293,6 +330,9 @@ pub struct CheckRun {
     pub stdout: String,
     /// What the check printed to stderr, up to its first 1 MiB; empty if that is not UTF-8.
     pub stderr: String,
+    /// A check server's answer broke the protocol (or it exited without one): the state was not
+    /// judged, and that is a `check-output` failure.
+    pub protocol_error: Option<String>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -364,6 +404,7 @@ pub fn run_check(check: &str, dir: &Path, timeout: Duration) -> Result<CheckRun,
         timed_out,
         stdout: read(&out),
         stderr: read(&err),
+        protocol_error: None,
     })
 }
 
@@ -480,6 +521,9 @@ pub fn judge(
             class: "hang",
             why: "the check did not finish before its timeout".into(),
         });
+    }
+    if let Some(e) = &run.protocol_error {
+        return Some(Verdict { class: "check-output", why: e.clone() });
     }
     if run.exit != Some(0) {
         let tail: String = run
@@ -775,6 +819,7 @@ struct Ctx<'a> {
     history: History,
     expected: Vec<KvState>,
     o: &'a Options,
+    checker: &'a Checker,
 }
 
 /// What a check run needs, shareable across the threads that run checks.
@@ -782,13 +827,14 @@ struct Judge<'a> {
     history: &'a History,
     expected: &'a [KvState],
     o: &'a Options,
+    checker: &'a Checker,
 }
 
 impl Judge<'_> {
     /// Run the check on `dir` (then remove it): the run and its seconds.
     fn run(&self, dir: &Path) -> Result<(CheckRun, f64), String> {
         let start = Instant::now();
-        let run = run_check(&self.o.check, dir, self.o.timeout);
+        let run = self.checker.run(dir);
         let took = start.elapsed().as_secs_f64();
         let _ = std::fs::remove_dir_all(dir);
         Ok((run?, took))
@@ -813,7 +859,7 @@ impl Ctx<'_> {
     }
 
     fn judge(&self) -> Judge<'_> {
-        Judge { history: &self.history, expected: &self.expected, o: self.o }
+        Judge { history: &self.history, expected: &self.expected, o: self.o, checker: self.checker }
     }
 
     fn check(
@@ -985,6 +1031,7 @@ pub fn explore(
     let history = History::of(trace)?;
     let (chosen, candidates) = states(replayed, o);
     std::fs::create_dir_all(&o.scratch).map_err(|e| format!("{}: {e}", o.scratch.display()))?;
+    let checker = Checker::new(o);
     // S_0: what the check sees in the directory as it was before the program ran.
     let base = {
         let (p, _, _) = &replayed.points[0];
@@ -992,15 +1039,16 @@ pub fn explore(
         let _ = std::fs::remove_dir_all(&dir);
         let space = p.power_cut_space();
         materialize_into(&space.materialize(&space.nothing_landed()), &dir)?;
-        let run = run_check(&o.check, &dir, o.timeout)?;
+        let run = checker.run(&dir)?;
         let _ = std::fs::remove_dir_all(&dir);
-        if run.timed_out || run.exit != Some(0) {
+        if run.timed_out || run.exit != Some(0) || run.protocol_error.is_some() {
             return Err(format!(
                 "the check fails on the directory as it was before the program ran ({}): {}",
-                match (run.timed_out, run.exit) {
-                    (true, _) => "timed out".to_string(),
-                    (false, Some(code)) => format!("exit code {code}"),
-                    (false, None) => "killed by a signal".to_string(),
+                match (run.timed_out, run.exit, &run.protocol_error) {
+                    (true, _, _) => "timed out".to_string(),
+                    (false, _, Some(e)) => e.clone(),
+                    (false, Some(code), None) => format!("exit code {code}"),
+                    (false, None, None) => "killed by a signal".to_string(),
                 },
                 run.stderr.trim()
             ));
@@ -1008,7 +1056,7 @@ pub fn explore(
         if history.judges_state { parse_state(&run.stdout)? } else { KvState::new() }
     };
     let expected = history.states(&base);
-    let ctx = Ctx { replayed, history, expected, o };
+    let ctx = Ctx { replayed, history, expected, o, checker: &checker };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.jobs.max(1))
         .build()
@@ -1144,7 +1192,13 @@ mod tests {
     }
 
     fn ran(stdout: &str) -> CheckRun {
-        CheckRun { exit: Some(0), timed_out: false, stdout: stdout.into(), stderr: String::new() }
+        CheckRun {
+            exit: Some(0),
+            timed_out: false,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            protocol_error: None,
+        }
     }
 
     fn class(v: Option<Verdict>) -> Option<&'static str> {

@@ -8,6 +8,7 @@
 
 pub mod cmd;
 pub mod explore;
+pub mod server;
 pub mod strace;
 pub mod trace;
 
@@ -42,6 +43,9 @@ pub struct Recording {
     /// Make the Nth fsync and the Nth fdatasync of each process fail with EIO (strace's
     /// `inject=...:when=N`), to see what the program does after a failed sync.
     pub fail_sync: Option<u64>,
+    /// Discard the program's stdout and send its stderr (and strace's) into this file, instead
+    /// of letting both pass through.
+    pub quiet: Option<PathBuf>,
 }
 
 /// Run the recording's command under strace and return its trace. The program's own stdout and
@@ -71,6 +75,10 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
         cmd.arg("-e").arg(format!("inject=fsync,fdatasync:error=EIO:when={n}"));
     }
     cmd.arg("--").args(&r.command);
+    if let Some(path) = &r.quiet {
+        let err = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(err);
+    }
     let status = cmd.status().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             "strace not found: install it (Debian: apt-get install strace)".to_string()

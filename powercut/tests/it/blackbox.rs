@@ -27,8 +27,14 @@ fn trace_of(dir: &Path, args: &[&str]) -> Trace {
 fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
     let mut command = vec![python()];
     command.extend(args.iter().map(|a| a.to_string()));
-    record(&Recording { dir: dir.to_path_buf(), command, ack: "^ACK ".into(), fail_sync })
-        .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
+    record(&Recording {
+        dir: dir.to_path_buf(),
+        command,
+        ack: "^ACK ".into(),
+        fail_sync,
+        quiet: None,
+    })
+    .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
 }
 
 fn options(check: String, scratch: &Path, budget: usize) -> Options {
@@ -38,7 +44,7 @@ fn options(check: String, scratch: &Path, budget: usize) -> Options {
         budget,
         per_point: 6,
         sampled: 4,
-        check,
+        check: explore::Check::Command(check),
         timeout: Duration::from_secs(20),
         jobs: 2,
         promise: Promise::Durable,
@@ -254,7 +260,8 @@ fn explore_git(
         commits.to_string(),
         mode.to_string(),
     ];
-    let recording = Recording { dir: repo.clone(), command, ack: "^ACK ".into(), fail_sync: None };
+    let recording =
+        Recording { dir: repo.clone(), command, ack: "^ACK ".into(), fail_sync: None, quiet: None };
     let trace =
         record(&recording).unwrap_or_else(|e| panic!("{e} (are strace and git installed?)"));
     assert_eq!(trace.header.exit_code, Some(0));
@@ -347,4 +354,43 @@ fn every_distinct_failure_is_a_group_with_its_shrunk_cause() {
         "the lost segment's create alone: {:?}",
         rep.dropped
     );
+}
+
+/// A check server judges the same states the same way as a process per state: the correct store
+/// passes, a mistake is found with the same failures; and a server that breaks the protocol
+/// fails every state it answered wrong instead of passing it.
+#[test]
+fn a_check_server_judges_like_a_process_per_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kv = examples().join("kvstore.py");
+    let kv = kv.to_str().unwrap();
+    for variant in ["correct", "two-bugs"] {
+        let data = tmp.path().join(format!("data-{variant}"));
+        std::fs::create_dir(&data).unwrap();
+        let trace =
+            trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
+        let scratch = tmp.path().join("scratch");
+        let per_process = explore_trace(
+            &trace,
+            options(format!("{} {kv} {{dir}} recover --variant {variant}", python()), &scratch, 120),
+        );
+        let mut o = options(String::new(), &scratch, 120);
+        o.check = explore::Check::Server(format!("{} {kv} --serve --variant {variant}", python()));
+        let served = explore_trace(&trace, o);
+        assert_eq!(served.checked, per_process.checked);
+        let ids = |x: &explore::Exploration| {
+            x.failures.iter().map(|f| (f.id.clone(), f.verdict.class)).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&served), ids(&per_process), "{variant}");
+        assert_eq!(served.failures.is_empty(), variant == "correct", "{variant}");
+    }
+    // A server answering with nothing judged is not a pass.
+    let data = tmp.path().join("data-liar");
+    std::fs::create_dir(&data).unwrap();
+    let trace = trace_of(&data, &[kv, data.to_str().unwrap(), "load", "3"]);
+    let mut o = options(String::new(), &tmp.path().join("scratch"), 40);
+    o.check = explore::Check::Server("while read d; do echo '{}'; done".into());
+    let replayed = explore::replay(&trace, &o.profile, o.seed).unwrap();
+    let e = explore::explore(&trace, &replayed, &o, &|_, _| {}).unwrap_err();
+    assert!(e.contains("the check server's answer"), "{e}");
 }

@@ -7,6 +7,10 @@ and a put is acknowledged (a line "ACK {json}" on stdout) only once it is durabl
 
     kvstore.py DIR load N [--variant V]     put N keys (every fifth also deletes an older key)
     kvstore.py DIR recover [--variant V]    print the recovered state as JSON lines
+    kvstore.py --serve [--variant V]        the recovery as a check server (powercut_check.py)
+
+A load on a directory that already has segments (the program run again after a crash) carries on
+in a new segment after the last; the recovery reads every segment, each up to its first bad record.
 
 Variants, each with one classic mistake (the correct one has none):
     correct       fsync each record; fsync the directory after creating a segment; CRC on read
@@ -22,6 +26,13 @@ Variants, each with one classic mistake (the correct one has none):
                   as subdir, but never fsyncs DIR: the segments are durable in a directory
                   whose own name may vanish at a power cut
     two-bugs      no-dir-fsync and no-crc at once: two different failures in one program
+    append-after-torn-tail
+                  a load on an existing store appends to the last segment as it is: after a power
+                  cut tore its last record, every record appended lies behind the garbage, where
+                  recovery stops
+    bad-segment-hides-later
+                  recovery stops at the first bad record of any segment, so a segment torn by one
+                  power cut hides every segment written after it
 
 The correct store exits on a failed fsync without acknowledging.
 """
@@ -43,6 +54,8 @@ VARIANTS = (
     "subdir",
     "subdir-no-parent-fsync",
     "two-bugs",
+    "append-after-torn-tail",
+    "bad-segment-hides-later",
 )
 
 
@@ -61,18 +74,51 @@ def encode(key, value):
     return struct.pack("<I", zlib.crc32(body)) + body
 
 
+def segments(d):
+    if not os.path.isdir(d):
+        return []
+    return sorted(f for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".log"))
+
+
+def scan(data, check_crc):
+    """The records of one segment up to its first bad one, and where that is."""
+    records, at = [], 0
+    while at + HEADER.size <= len(data):
+        crc, klen, vlen = HEADER.unpack_from(data, at)
+        size = HEADER.size + klen + (0 if vlen == DELETE else vlen)
+        if at + size > len(data):
+            break  # a torn tail: the record never finished
+        body = data[at + 4 : at + size]
+        if check_crc and zlib.crc32(body) != crc:
+            break  # a torn or garbage record: the segment ends here
+        key = body[6 : 6 + klen].decode("utf-8", "replace")
+        records.append((key, None if vlen == DELETE else body[6 + klen :].decode("utf-8", "replace")))
+        at += size
+    return records, at
+
+
 def load(d, n, variant):
-    if variant.startswith("subdir"):
+    if variant.startswith("subdir") and not os.path.isdir(os.path.join(d, "segs")):
         os.mkdir(os.path.join(d, "segs"))
         if variant == "subdir":
             parent = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
             os.fsync(parent)
             os.close(parent)
-        d = segments_dir(d, variant)
+    d = segments_dir(d, variant)
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    fd = None
-    for i in range(n):
-        if i % PER_SEGMENT == 0:
+    fd, first = None, 0
+    # Run again on an existing store: carry on after its last segment.
+    if os.path.exists(os.path.join(d, segment_name(0))):
+        last = segments(d)[-1]
+        number = int(last[4:10])
+        first = (number + 1) * PER_SEGMENT
+        if variant == "append-after-torn-tail":
+            with open(os.path.join(d, last), "rb") as f:
+                records, _ = scan(f.read(), True)
+            first = number * PER_SEGMENT + sum(1 for _, v in records if v is not None)
+            fd = os.open(os.path.join(d, last), os.O_WRONLY | os.O_APPEND)
+    for i in range(first, first + n):
+        if i % PER_SEGMENT == 0 and not (fd is not None and i == first):
             if fd is not None:
                 os.close(fd)
             fd = os.open(os.path.join(d, segment_name(i // PER_SEGMENT)), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -96,33 +142,27 @@ def load(d, n, variant):
     os.close(dfd)
 
 
-def recover(d, variant):
+def state(d, variant):
     state = {}
     d = segments_dir(d, variant)
-    if not os.path.isdir(d):
-        names = []
-    else:
-        names = sorted(f for f in os.listdir(d) if f.startswith("seg-") and f.endswith(".log"))
-    for name in names:
+    for name in segments(d):
         with open(os.path.join(d, name), "rb") as f:
             data = f.read()
-        at = 0
-        while at + HEADER.size <= len(data):
-            crc, klen, vlen = HEADER.unpack_from(data, at)
-            size = HEADER.size + klen + (0 if vlen == DELETE else vlen)
-            if at + size > len(data):
-                break  # a torn tail: the record never finished
-            body = data[at + 4 : at + size]
-            if variant not in ("no-crc", "two-bugs") and zlib.crc32(body) != crc:
-                break  # a torn or garbage record: the log ends here
-            key = body[6 : 6 + klen].decode("utf-8", "replace")
-            if vlen == DELETE:
+        records, end = scan(data, variant not in ("no-crc", "two-bugs"))
+        for key, value in records:
+            if value is None:
                 state.pop(key, None)
             else:
-                state[key] = body[6 + klen :].decode("utf-8", "replace")
-            at += size
-    for key in sorted(state):
-        print(json.dumps({"key": key, "value": state[key]}))
+                state[key] = value
+        if end < len(data) and variant == "bad-segment-hides-later":
+            break  # wrong: only this segment ends here
+    return state
+
+
+def recover(d, variant):
+    s = state(d, variant)
+    for key in sorted(s):
+        print(json.dumps({"key": key, "value": s[key]}))
 
 
 def main(argv):
@@ -131,6 +171,11 @@ def main(argv):
         i = argv.index("--variant")
         variant = argv[i + 1]
         del argv[i : i + 2]
+    if variant in VARIANTS and argv == ["--serve"]:
+        import powercut_check
+
+        powercut_check.serve(lambda d: state(d, variant))
+        return
     if variant not in VARIANTS or len(argv) < 2:
         sys.exit(__doc__)
     if argv[1] == "load":

@@ -463,6 +463,7 @@ fn blackbox_speed_run(scratch: &Path, quick: bool) -> Result<Value, String> {
         ack: "^ACK ".into(),
         fail_sync: None,
         quiet: Some(root.join("trace.err")),
+        cwd: None,
     })?;
     let budget = if quick { 200 } else { 1000 };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());

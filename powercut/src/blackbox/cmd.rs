@@ -1,6 +1,7 @@
 //! `powercut trace` and `powercut explore`.
 
 use super::explore::{self, Check, Exploration, Options, Promise};
+use super::generations::{self, Rerun};
 use super::{Recording, Trace, TraceOp, record};
 use faultfs::Profile;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,6 +88,19 @@ pub struct ExploreArgs {
     /// with --fail-sync is allowed to have failed.
     #[arg(long)]
     pub allow_failed_run: bool,
+    /// Life after recovery: run the program's workload again on states that passed their check
+    /// (under trace), and explore that run too, its own acknowledgements judged on top of the
+    /// state it started from; N generations in all (1: the traced run alone).
+    #[arg(long, default_value_t = 1)]
+    pub generations: u32,
+    /// The workload of later generations, `{dir}` standing for the recovered directory, run
+    /// with `sh -c` here (default: the traced command, where it ran, its directory replaced).
+    #[arg(long)]
+    pub then: Option<String>,
+    /// Most states each later generation starts from (each explored with --budget / N states):
+    /// those whose crash left a torn or garbage write first, then others, spread over the run.
+    #[arg(long, default_value_t = 8)]
+    pub starts: usize,
 }
 
 /// Check runs one shrink may take.
@@ -103,6 +117,7 @@ pub fn trace(args: TraceArgs) -> Result<bool, String> {
         ack: args.ack,
         fail_sync: args.fail_sync,
         quiet: None,
+        cwd: None,
     })?;
     std::fs::write(&args.out, trace.to_text())
         .map_err(|e| format!("--out {}: {e}", args.out.display()))?;
@@ -164,6 +179,19 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
     if args.budget == 0 {
         return Err("--budget 0: nothing would be checked".into());
     }
+    if args.generations == 0 {
+        return Err("--generations 0: generation 1 is the traced run; give 1 or more".into());
+    }
+    if args.starts == 0 {
+        return Err("--starts 0: a later generation needs a state to start from".into());
+    }
+    if args.then.is_some() && args.generations < 2 {
+        return Err("--then: runs only in later generations; give --generations 2 or more".into());
+    }
+    let rerun = match args.generations {
+        1 => None,
+        _ => Some(Rerun::of(&trace.header, args.then.as_deref())?),
+    };
     let jobs =
         args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let o = Options {
@@ -199,13 +227,151 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
     });
     bar.finish_and_clear();
     let found = found?;
-    print_exploration(&args, &trace, &replayed, &found);
+    print_exploration(&args, &args.trace, &trace, &replayed, &found);
+    let mut later = Vec::new();
+    if let Some(rerun) = &rerun {
+        later = generations::explore_later(
+            (&replayed, &found),
+            &o,
+            rerun,
+            args.generations,
+            args.starts,
+        )?;
+        let _ = std::fs::remove_dir_all(&o.scratch);
+    }
+    let saved = save_later_traces(&args.trace, &later)?;
+    if let Some(rerun) = &rerun {
+        print_generations(&args, rerun, &found, &later, &saved);
+    }
+    let failed = !found.failures.is_empty()
+        || later.iter().any(|r| {
+            r.failed_run.is_some() || r.exploration.as_ref().is_some_and(|x| !x.failures.is_empty())
+        });
     if let Some(path) = &args.json {
-        let doc = to_json(&trace, &replayed, &found);
+        let mut doc = to_json(&trace, &replayed, &found);
+        doc["generations"] = later
+            .iter()
+            .zip(&saved)
+            .map(|(r, file)| {
+                json!({
+                    "generation": r.generation,
+                    "from": r.from,
+                    "trace": file.as_ref().map(|f| f.display().to_string()),
+                    "failed_run": r.failed_run,
+                    "exploration": r.exploration.as_ref().map(|x| to_json(&r.trace, &r.replayed, x)),
+                })
+            })
+            .collect();
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         std::fs::write(path, text + "\n").map_err(|e| format!("--json {}: {e}", path.display()))?;
     }
-    Ok(!found.failures.is_empty())
+    Ok(failed)
+}
+
+/// Write the trace of each later-generation run that failed next to the first trace (so its
+/// states can be re-created): `TRACE.gen<G>-<K>`, K counting that generation's runs.
+fn save_later_traces(
+    first: &Path,
+    runs: &[generations::Run],
+) -> Result<Vec<Option<PathBuf>>, String> {
+    let mut out = Vec::new();
+    let mut k = std::collections::BTreeMap::new();
+    for r in runs {
+        let n = k.entry(r.generation).or_insert(0);
+        *n += 1;
+        let failed = r.failed_run.is_some()
+            || r.exploration.as_ref().is_some_and(|x| !x.failures.is_empty());
+        if !failed {
+            out.push(None);
+            continue;
+        }
+        let path = PathBuf::from(format!("{}.gen{}-{n}", first.display(), r.generation));
+        std::fs::write(&path, r.trace.to_text()).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push(Some(path));
+    }
+    Ok(out)
+}
+
+fn print_generations(
+    args: &ExploreArgs,
+    rerun: &Rerun,
+    first: &Exploration,
+    runs: &[generations::Run],
+    saved: &[Option<PathBuf>],
+) {
+    for g in 2..=args.generations {
+        let here: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].generation == g).collect();
+        if here.is_empty() {
+            println!("generation {g}: no passing state to start from");
+            break;
+        }
+        let explored: Vec<&Exploration> =
+            here.iter().filter_map(|&i| runs[i].exploration.as_ref()).collect();
+        let judged: usize = explored.iter().map(|x| x.checked).sum();
+        let failing: usize = explored.iter().map(|x| x.failures.len()).sum();
+        let failed_runs = here.iter().filter(|&&i| runs[i].failed_run.is_some()).count();
+        // The same failure from several start states is one: group by signature.
+        let mut groups: Vec<(&explore::Signature, Vec<(usize, usize)>)> = Vec::new();
+        for &i in &here {
+            for (gi, group) in runs[i].exploration.iter().flat_map(|x| x.groups.iter().enumerate())
+            {
+                match groups.iter_mut().find(|(s, _)| **s == group.signature) {
+                    Some((_, members)) => members.push((i, gi)),
+                    None => groups.push((&group.signature, vec![(i, gi)])),
+                }
+            }
+        }
+        println!(
+            "generation {g}: `{}` run again on {} passing states of generation {}: {judged} states judged, {failing} failing, {} distinct {}{}",
+            rerun.describe(),
+            here.len(),
+            g - 1,
+            groups.len(),
+            if groups.len() == 1 { "failure" } else { "failures" },
+            match failed_runs {
+                0 => String::new(),
+                n => format!("; the workload failed to run on {n}"),
+            }
+        );
+        for &i in here.iter().filter(|&&i| runs[i].failed_run.is_some()) {
+            println!(
+                "  from state {}: {}",
+                runs[i].from.join(" > "),
+                runs[i].failed_run.as_deref().unwrap_or("")
+            );
+        }
+        for (k, (signature, members)) in groups.iter().enumerate() {
+            let states: usize = members
+                .iter()
+                .map(|&(i, gi)| {
+                    runs[i].exploration.as_ref().map_or(0, |x| x.groups[gi].failures.len())
+                })
+                .sum();
+            let starts: std::collections::BTreeSet<usize> = members.iter().map(|m| m.0).collect();
+            println!(
+                "generation {g}, distinct failure {} of {}: {states} states from {} of {} start states; {signature}",
+                k + 1,
+                groups.len(),
+                starts.len(),
+                here.len()
+            );
+            let (i, gi) = members[0];
+            if let Some(j) = first.groups.iter().position(|g| &g.signature == *signature) {
+                println!("  as generation 1's distinct failure {}", j + 1);
+                continue;
+            }
+            let Some(x) = &runs[i].exploration else { continue };
+            let group = &x.groups[gi];
+            println!("  started from state {}", runs[i].from.join(" > "));
+            let (f, what) = match &group.shrunk {
+                Some((f, n)) => (f, format!("shrunk ({n} check runs)")),
+                None => (&x.failures[group.failures[0]], "its first state".to_string()),
+            };
+            println!("{what}:");
+            let path = saved[i].as_deref().unwrap_or(Path::new("-"));
+            print_failure(args, path, &runs[i].trace, &runs[i].replayed, f);
+        }
+    }
 }
 
 fn materialize(
@@ -241,10 +407,10 @@ fn materialize(
     Ok(false)
 }
 
-fn repro(args: &ExploreArgs, id: &str) -> String {
+fn repro(args: &ExploreArgs, trace: &Path, id: &str) -> String {
     format!(
         "powercut explore {} --profile {} --seed {} --materialize '{id}' --into /tmp/powercut-state",
-        args.trace.display(),
+        trace.display(),
         args.profile,
         args.seed
     )
@@ -252,6 +418,7 @@ fn repro(args: &ExploreArgs, id: &str) -> String {
 
 fn print_failure(
     args: &ExploreArgs,
+    path: &Path,
     trace: &Trace,
     replayed: &explore::Replayed,
     f: &explore::Failure,
@@ -270,11 +437,12 @@ fn print_failure(
         println!("    check printed: {}", out.join(" | "));
     }
     println!("    state {}", f.id);
-    println!("    re-create it: {}", repro(args, &f.id));
+    println!("    re-create it: {}", repro(args, path, &f.id));
 }
 
 fn print_exploration(
     args: &ExploreArgs,
+    path: &Path,
     trace: &Trace,
     replayed: &explore::Replayed,
     x: &Exploration,
@@ -315,7 +483,7 @@ fn print_exploration(
         if groups == 1 { "failure" } else { "failures" }
     );
     println!("first failure:");
-    print_failure(args, trace, replayed, &x.failures[0]);
+    print_failure(args, path, trace, replayed, &x.failures[0]);
     for (k, g) in x.groups.iter().enumerate() {
         println!(
             "distinct failure {} of {groups}: {} {}; {}",
@@ -327,14 +495,14 @@ fn print_exploration(
         match &g.shrunk {
             Some((f, runs)) => {
                 println!("shrunk ({runs} check runs):");
-                print_failure(args, trace, replayed, f);
+                print_failure(args, path, trace, replayed, f);
             }
             None => {
                 println!(
                     "not shrunk (shrinking had spent its {} check runs); its first state:",
                     explore::SHRUNK_GROUPS * SHRINK_RUNS
                 );
-                print_failure(args, trace, replayed, &x.failures[g.failures[0]]);
+                print_failure(args, path, trace, replayed, &x.failures[g.failures[0]]);
             }
         }
     }

@@ -630,10 +630,27 @@ pub struct Exploration {
     /// Every distinct failure: the failures grouped by [`Signature`], in order of first
     /// occurrence.
     pub groups: Vec<Group>,
+    /// The states that passed, one per distinct image, in crash-point order: where a later
+    /// generation may start.
+    pub passed: Vec<Passed>,
     /// Wall-clock seconds the exploration took (the replay not included).
     pub seconds: f64,
     /// Time inside check processes, summed over runs (can exceed `seconds` with several jobs).
     pub check_seconds: f64,
+}
+
+/// A crash state that passed its check.
+#[derive(Clone, Debug)]
+pub struct Passed {
+    /// Index into [`Replayed::points`].
+    pub point: usize,
+    /// The crash.
+    pub crash: Crash,
+    /// Its id ([`state_id`]).
+    pub id: String,
+    /// The crash left something recovery had to step over: a torn or garbage write, or a write
+    /// cut short by a process crash.
+    pub left_debris: bool,
 }
 
 /// What tells one failure from another: how the check failed and what kind of thing the crash
@@ -647,8 +664,9 @@ pub struct Signature {
     /// The check's last non-empty stderr line, with the state's directory written `{dir}`,
     /// hex runs of 7 or more as `<hex>` and other numbers as `N`.
     pub stderr: String,
-    /// What was dropped, by kind: `process crash`, or the sorted kinds of dropped units
-    /// (`data lost`, `size lost`, `set_len lost`, `data torn`, `data garbage`, and a directory
+    /// What was dropped, by kind: `nothing` (everything landed, or a process crash: the page
+    /// cache survived), `data cut short` (a process crash in the middle of a write), or the
+    /// sorted kinds of dropped units (`data lost`, `size lost`, `set_len lost`, `data torn`, `data garbage`, and a directory
     /// operation by its verb: `mkdir lost`, `rename lost`, ...).
     pub dropped: String,
 }
@@ -717,7 +735,8 @@ fn normalize_stderr(stderr: &str, scratch: &Path) -> String {
 /// The kinds of units a crash dropped, from [`Failure::dropped`]'s lines.
 fn dropped_kinds(f: &Failure, kill: bool) -> String {
     if kill {
-        return "process crash".into();
+        // The page cache survived: nothing was lost, unless the write in flight was cut short.
+        return if f.id.contains("kill-partial") { "data cut short" } else { "nothing" }.into();
     }
     let mut kinds = std::collections::BTreeSet::new();
     for line in &f.dropped {
@@ -934,9 +953,7 @@ impl Ctx<'_> {
                     let cause = rep.dropped.clone();
                     // A new cause of a kind a group already has (another segment's lost
                     // create, say) is that group's.
-                    let kind = groups
-                        .iter_mut()
-                        .find(|(g, causes)| !causes.is_empty() && g.signature == signature);
+                    let kind = groups.iter_mut().find(|(g, _)| g.signature == signature);
                     match kind {
                         Some((g, causes)) => {
                             g.failures.push(i);
@@ -1109,6 +1126,29 @@ pub fn explore(
             crashes.push(c.crash.clone());
         }
     }
+    let mut passed = Vec::new();
+    let mut passed_images = BTreeSet::new();
+    for c in &chosen {
+        let (run, _) = &runs[first_of[&c.image]];
+        if judge.verdict(run, replayed.points[c.point].2, &c.crash).is_none()
+            && passed_images.insert(c.image)
+        {
+            let p = &replayed.points[c.point].0;
+            let left_debris = match &c.crash {
+                Crash::Power(state) => p.power_cut_space().describe(state).iter().any(|l| {
+                    let fate = l.rsplit(": ").next().unwrap_or("");
+                    fate.starts_with("torn") || fate.starts_with("garbage")
+                }),
+                Crash::Kill(fate) => matches!(fate, InFlight::Partial { .. }),
+            };
+            passed.push(Passed {
+                point: c.point,
+                crash: c.crash.clone(),
+                id: state_id(replayed, c.point, &c.crash),
+                left_debris,
+            });
+        }
+    }
     let groups = ctx.group(&failures, &crashes)?;
     // The earliest power-cut failure's group's representative (else the first failure).
     let shrunk = match first_power {
@@ -1124,6 +1164,7 @@ pub fn explore(
         failures,
         shrunk,
         groups,
+        passed,
         seconds: start.elapsed().as_secs_f64(),
         check_seconds,
     })
@@ -1231,6 +1272,7 @@ mod tests {
             powercut_trace: 1,
             dir: "/d".into(),
             command: vec!["x".into()],
+            cwd: None,
             ack: "^ACK ".into(),
             exit_code: Some(0),
             fail_sync: None,

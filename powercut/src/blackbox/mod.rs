@@ -8,6 +8,7 @@
 
 pub mod cmd;
 pub mod explore;
+pub mod generations;
 pub mod server;
 pub mod strace;
 pub mod trace;
@@ -32,7 +33,7 @@ const TRACED: &str = "open,openat,creat,write,pwrite64,writev,pwritev,pwritev2,l
 const STRING_LIMIT: usize = 64 << 20;
 
 /// What to record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Recording {
     /// The directory the program keeps its data in.
     pub dir: PathBuf,
@@ -46,6 +47,8 @@ pub struct Recording {
     /// Discard the program's stdout and send its stderr (and strace's) into this file, instead
     /// of letting both pass through.
     pub quiet: Option<PathBuf>,
+    /// Run the program in this directory (default: the current one).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Run the recording's command under strace and return its trace. The program's own stdout and
@@ -60,7 +63,10 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
         return Err(format!("--dir {}: not a directory", dir.display()));
     }
     let initial = snapshot(&dir)?;
-    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    let cwd = match &r.cwd {
+        Some(cwd) => cwd.clone(),
+        None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+    };
     static RECORDINGS: AtomicU64 = AtomicU64::new(0);
     let n = RECORDINGS.fetch_add(1, Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!("powercut-strace-{}-{n}.txt", std::process::id()));
@@ -74,7 +80,7 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
     if let Some(n) = r.fail_sync {
         cmd.arg("-e").arg(format!("inject=fsync,fdatasync:error=EIO:when={n}"));
     }
-    cmd.arg("--").args(&r.command);
+    cmd.arg("--").args(&r.command).current_dir(&cwd);
     if let Some(path) = &r.quiet {
         let err = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(err);
@@ -92,7 +98,7 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
         return Err(format!("strace failed ({status}) and wrote nothing: is ptrace allowed here?"));
     }
     let mut reader = strace::Reader::default();
-    let mut tracer = trace::Tracer::new(dir.clone(), cwd, ack, initial);
+    let mut tracer = trace::Tracer::new(dir.clone(), cwd.clone(), ack, initial);
     for (i, line) in text.lines().enumerate() {
         if let Some(call) = reader.line(i + 1, line)? {
             tracer.call(&call)?;
@@ -104,6 +110,7 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
             powercut_trace: 1,
             dir: dir.display().to_string(),
             command: r.command.clone(),
+            cwd: Some(cwd.display().to_string()),
             ack: r.ack.clone(),
             exit_code: status.code(),
             fail_sync: r.fail_sync,

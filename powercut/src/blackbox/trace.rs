@@ -28,6 +28,9 @@ pub struct Header {
     pub dir: String,
     /// The command that was traced.
     pub command: Vec<String>,
+    /// The directory it ran in (absent in traces written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// The acknowledgement pattern.
     pub ack: String,
     /// The command's exit code (`None`: killed by a signal).

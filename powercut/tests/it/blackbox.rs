@@ -3,6 +3,7 @@
 //! (`.ci/run` installs strace when it is missing).
 
 use powercut::blackbox::explore::{self, Options, Promise};
+use powercut::blackbox::generations;
 use powercut::blackbox::{Recording, Trace, record};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +34,7 @@ fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
         ack: "^ACK ".into(),
         fail_sync,
         quiet: None,
+        cwd: None,
     })
     .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
 }
@@ -260,8 +262,14 @@ fn explore_git(
         commits.to_string(),
         mode.to_string(),
     ];
-    let recording =
-        Recording { dir: repo.clone(), command, ack: "^ACK ".into(), fail_sync: None, quiet: None };
+    let recording = Recording {
+        dir: repo.clone(),
+        command,
+        ack: "^ACK ".into(),
+        fail_sync: None,
+        quiet: None,
+        cwd: None,
+    };
     let trace =
         record(&recording).unwrap_or_else(|e| panic!("{e} (are strace and git installed?)"));
     assert_eq!(trace.header.exit_code, Some(0));
@@ -372,7 +380,11 @@ fn a_check_server_judges_like_a_process_per_state() {
         let scratch = tmp.path().join("scratch");
         let per_process = explore_trace(
             &trace,
-            options(format!("{} {kv} {{dir}} recover --variant {variant}", python()), &scratch, 120),
+            options(
+                format!("{} {kv} {{dir}} recover --variant {variant}", python()),
+                &scratch,
+                120,
+            ),
         );
         let mut o = options(String::new(), &scratch, 120);
         o.check = explore::Check::Server(format!("{} {kv} --serve --variant {variant}", python()));
@@ -393,4 +405,44 @@ fn a_check_server_judges_like_a_process_per_state() {
     let replayed = explore::replay(&trace, &o.profile, o.seed).unwrap();
     let e = explore::explore(&trace, &replayed, &o, &|_, _| {}).unwrap_err();
     assert!(e.contains("the check server's answer"), "{e}");
+}
+
+/// Bugs that need the program to carry on after recovery: appending after a torn tail, and a bad
+/// segment hiding every later one. Generation 1 alone passes both (recovery alone is right);
+/// generation 2, the workload run again on recovered states and explored, finds both. The
+/// correct store passes two generations.
+#[test]
+fn a_second_generation_finds_what_one_recovery_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kv = examples().join("kvstore.py");
+    let kv = kv.to_str().unwrap();
+    for variant in ["correct", "append-after-torn-tail", "bad-segment-hides-later"] {
+        let data = tmp.path().join(format!("data-{variant}"));
+        std::fs::create_dir(&data).unwrap();
+        let trace =
+            trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
+        let mut o = options(String::new(), &tmp.path().join("scratch"), 160);
+        o.check = explore::Check::Server(format!("{} {kv} --serve --variant {variant}", python()));
+        let replayed = explore::replay(&trace, &o.profile, o.seed).unwrap();
+        let first = explore::explore(&trace, &replayed, &o, &|_, _| {}).unwrap();
+        assert!(first.failures.is_empty(), "{variant}: generation 1 passes: {:?}", first.failures);
+        let rerun = generations::Rerun::of(&trace.header, None).unwrap();
+        let later = generations::explore_later((&replayed, &first), &o, &rerun, 2, 4).unwrap();
+        assert_eq!(later.len(), 4, "{variant}: four states started generation 2");
+        assert!(later.iter().all(|r| r.generation == 2 && r.from.len() == 1));
+        assert!(later.iter().all(|r| r.failed_run.is_none()), "{variant}: the workload ran");
+        let failures: Vec<&explore::Failure> =
+            later.iter().flat_map(|r| r.exploration.as_ref().unwrap().failures.iter()).collect();
+        let judged: usize = later.iter().map(|r| r.exploration.as_ref().unwrap().checked).sum();
+        assert!(judged >= 100, "{variant}: only {judged} generation-2 states judged");
+        if variant == "correct" {
+            assert!(failures.is_empty(), "false positives: {:?}", failures.first());
+        } else {
+            assert!(
+                failures.iter().any(|f| f.verdict.class == "durability"),
+                "{variant}: generation 2 loses acknowledged writes: {:?}",
+                failures.iter().map(|f| f.verdict.class).collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -19,5 +19,5 @@ pub const CAUGHT_BY: [(&str, &str, Class); 14] = [
     ("crc-ignores-file", "recycled-blocks", Class::Resurrection),
     ("read-error-ends-log", "bit-rot", Class::Durability),
     ("trusts-misplaced-record", "misdirected-merge", Class::Validity),
-    ("trusts-page-cache", "fsync-eio-kill", Class::CrashDuringRecovery),
+    ("trusts-page-cache", "fsync-eio-linux", Class::CrashDuringRecovery),
 ];

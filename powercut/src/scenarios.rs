@@ -26,6 +26,7 @@ suite!(
     "crash-during-recovery",
     "enospc",
     "exhaustive-small",
+    "fsync-eio-btrfs-revert",
     "fsync-eio-linux",
     "fsync-eio-sticky",
     "fsync-vs-fdatasync",
@@ -51,14 +52,9 @@ suite!(
 /// judges a subject on a device that misdirects writes and loses flushes: most logs that stop at
 /// the first bad record lose later records silently there, which is worth knowing and not a
 /// crash-consistency bug. `misdirected-merge` aims misdirected writes at merged files read
-/// through their hints, where a displaced record lands exactly on another one. `fsync-eio-kill`
-/// combines a failed fsync (linux semantics) with kill -9 and a power cut during recovery;
-/// `fsync-eio-sticky-kill` the same under sticky semantics, where refusing to open is the honest
-/// answer (counted as unavailable).
+/// through their hints, where a displaced record lands exactly on another one.
 pub const EXTRA: &[(&str, &str)] = &[
     ("device-faults", include_str!("../scenarios/extra/device-faults.json")),
-    ("fsync-eio-kill", include_str!("../scenarios/extra/fsync-eio-kill.json")),
-    ("fsync-eio-sticky-kill", include_str!("../scenarios/extra/fsync-eio-sticky-kill.json")),
     ("misdirected-merge", include_str!("../scenarios/extra/misdirected-merge.json")),
 ];
 

@@ -124,7 +124,7 @@ fn s_for(
 /// away (crash-during-recovery).
 #[test]
 fn a_recovery_the_storage_fails_is_unavailable_and_serving_anyway_is_caught() {
-    let s = powercut::scenarios::named("fsync-eio-sticky-kill").unwrap();
+    let s = powercut::scenarios::named("fsync-eio-sticky").unwrap();
     let r = run_scenario::<Bitcask>(&s, &bitcask(&s, &[]), 0..s.seeds, &|_| {});
     let first = r.seeds.iter().flat_map(|o| &o.violations).next();
     assert_eq!(r.violations(), 0, "{first:?}");

@@ -88,6 +88,8 @@ fn scenario(st: &Strategy, profile: &Profile, kind: CrashKind, seeds: u64) -> Sc
             states: States::Sampled { per_point: 2 },
             crashes_during_recovery: 0,
             after_recovery_writes: 0,
+            generations: 1,
+            generation_writes: 20,
             sync_eio_rate: 0.0,
             write_eio_rate: 0.0,
             writeback_eio_rate: 0.0,

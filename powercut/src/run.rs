@@ -890,13 +890,13 @@ fn check_image<S: Subject>(
         workload::write_key(&mut key, rng.random_range(0..scenario.workload.keys));
         let value = value_bytes((1 << 40) + u64::from(w), 16);
         let result = subject.put(&key, &value);
-        after.record(&key, &value, result);
+        after.record(&key, &value, &result);
     }
     drop(subject);
     let reopened = image.crash_point_now().process_crash(InFlight::Skipped);
-    match state_of::<S>(reopened, config) {
+    let generation_start = match state_of::<S>(reopened.clone(), config) {
         Ok((_, again)) => {
-            if let Err(what) = after.explains(&again) {
+            if let Err((_, what)) = after.explains(&again, false) {
                 let (class, whose) = if after.writes.is_empty() {
                     (Class::RecoveryIdempotence, "a second recovery")
                 } else {
@@ -909,6 +909,7 @@ fn check_image<S: Subject>(
                 );
                 return (vec![(class, msg)], loss);
             }
+            (reopened, again)
         }
         Err(e) => {
             return (
@@ -916,13 +917,19 @@ fn check_image<S: Subject>(
                 loss,
             );
         }
-    }
+    };
     if let Some(p) = pristine {
         let levels = f.crashes_during_recovery;
         if let Some(v) =
             crashes_during_recovery::<S>(config, history, crash, rules, p, levels, damage, rng)
         {
             return (vec![(Class::CrashDuringRecovery, v)], loss);
+        }
+    }
+    if f.generations > 1 {
+        if let Some(v) = later_generations::<S>(scenario, config, generation_start, crash.kind, rng)
+        {
+            return (vec![v], loss);
         }
     }
     (Vec::new(), loss)
@@ -996,16 +1003,29 @@ fn crashes_during_recovery<S: Subject>(
     None
 }
 
-/// A write made after recovery: key, value, and `None` if it must survive, `Some(Some(id))` if
-/// it promised only `Queued`, `Some(None)` if it failed.
-type AfterWrite = (Vec<u8>, Vec<u8>, Option<Option<u64>>);
+/// What a write made after recovery needs of a reopen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Acknowledged `Durable`: it survives anything.
+    Durable,
+    /// Acknowledged, promising less (`By`, `Writeback`) with this id: it survives a kill -9, and
+    /// a power cut once a `durable_through` covered it.
+    Acked(u64),
+    /// Acknowledged `Queued` with this id: it lived in the process until a `durable_through`
+    /// covered it.
+    Queued(u64),
+    /// It failed (or a crash cut it short): it may or may not have happened.
+    Maybe,
+}
+
+/// A write made after recovery: key, value, and what it needs.
+type AfterWrite = (Vec<u8>, Vec<u8>, Need);
 
 /// The writes made after a recovery, and what a reopen may show for them.
 struct AfterRecovery {
     /// The recovered state they were made on.
     base: State,
-    /// (key, value, subject's id if it promised only `Queued`; `Some(None)` for a failed write,
-    /// `None` for a write that must survive).
+    /// The writes in order.
     writes: Vec<AfterWrite>,
     /// The highest `durable_through` reported.
     covered: u64,
@@ -1016,46 +1036,50 @@ impl AfterRecovery {
         AfterRecovery { base, writes: Vec::new(), covered: 0 }
     }
 
-    fn record(&mut self, key: &[u8], value: &[u8], result: Result<Ack, SubjectError>) {
-        let optional = match result {
-            Ok(Ack { seq, promise: Promise::Queued, durable_through }) => {
-                self.covered = self.covered.max(durable_through);
-                Some(Some(seq))
-            }
+    fn record(&mut self, key: &[u8], value: &[u8], result: &Result<Ack, SubjectError>) {
+        let need = match result {
             Ok(ack) => {
                 self.covered = self.covered.max(ack.durable_through);
-                None
+                match ack.promise {
+                    Promise::Durable => Need::Durable,
+                    Promise::Queued => Need::Queued(ack.seq),
+                    Promise::By(_) | Promise::Writeback => Need::Acked(ack.seq),
+                }
             }
-            Err(_) => Some(None), // it may or may not have happened
+            Err(_) => Need::Maybe,
         };
-        self.writes.push((key.to_vec(), value.to_vec(), optional));
+        self.writes.push((key.to_vec(), value.to_vec(), need));
     }
 
-    /// Must this write survive a kill -9? Every acknowledged one, except a `Queued` one no
-    /// `durable_through` covered (it lived in the process's memory).
-    fn required(&self, optional: Option<Option<u64>>) -> bool {
-        match optional {
-            None => true,
-            Some(Some(seq)) => seq <= self.covered,
-            Some(None) => false,
+    /// Must this write survive a kill -9 (`power`: a power cut)? Promises bind as written; a
+    /// write promised only by a time or by writeback is held to a power cut only once a
+    /// `durable_through` covered it (a lenient reading: never a false alarm).
+    fn required(&self, need: Need, power: bool) -> bool {
+        match need {
+            Need::Durable => true,
+            Need::Acked(seq) => !power || seq <= self.covered,
+            Need::Queued(seq) => seq <= self.covered,
+            Need::Maybe => false,
         }
     }
 
     /// Does `again` hold, for each key, the value of its last write that had to survive, or of a
     /// later one that may have (or, with none that had to, the recovered value or any written)?
-    fn explains(&self, again: &State) -> Result<(), String> {
+    /// The class and what is wrong if not: a value nothing wrote is `validity`, a write or
+    /// recovered value missing `durability`.
+    fn explains(&self, again: &State, power: bool) -> Result<(), (Class, String)> {
         if self.writes.is_empty() {
             return if *again == self.base {
                 Ok(())
             } else {
-                Err(first_difference(&self.base, again))
+                Err((Class::Durability, first_difference(&self.base, again)))
             };
         }
         let mut keys: BTreeSet<&[u8]> = self.base.keys().collect();
         keys.extend(self.writes.iter().map(|(k, _, _)| k.as_slice()));
         for key in keys {
             let mine: Vec<_> = self.writes.iter().filter(|(k, _, _)| k == key).collect();
-            let last_required = mine.iter().rposition(|(_, _, o)| self.required(*o));
+            let last_required = mine.iter().rposition(|(_, _, n)| self.required(*n, power));
             let got = again.get(key);
             let ok = match last_required {
                 Some(i) => mine[i..].iter().any(|(_, v, _)| got == Some(v.as_slice())),
@@ -1063,9 +1087,12 @@ impl AfterRecovery {
             };
             if !ok {
                 let shown = String::from_utf8_lossy(key);
+                let known =
+                    got == self.base.get(key) || mine.iter().any(|(_, v, _)| got == Some(v));
                 return Err(match got {
-                    None => format!("{shown} missing"),
-                    Some(_) => format!("{shown} differs"),
+                    None => (Class::Durability, format!("{shown} missing")),
+                    Some(_) if known => (Class::Durability, format!("{shown} differs")),
+                    Some(_) => (Class::Validity, format!("{shown} has a value nothing wrote")),
                 });
             }
         }
@@ -1073,10 +1100,115 @@ impl AfterRecovery {
             .keys()
             .find(|k| !self.base.contains_key(k) && !self.writes.iter().any(|w| w.0 == *k))
         {
-            Some(k) => Err(format!("{} appeared", String::from_utf8_lossy(k))),
+            Some(k) => Err((Class::Validity, format!("{} appeared", String::from_utf8_lossy(k)))),
             None => Ok(()),
         }
     }
+}
+
+/// Generations 2..=`faults.generations`: open `image` again (its recovery gave `base`), make
+/// `generation_writes` writes, and crash at a random filesystem operation of that run — the
+/// recovery included — with the first crash's kind; recover and judge the writes acknowledged
+/// before the cut, as promised, on top of `base`. The image left starts the next generation.
+fn later_generations<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    (mut image, mut base): (SimFs, State),
+    kind: CrashKind,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Class, String)> {
+    let f = &scenario.faults;
+    let power = kind == CrashKind::PowerCut;
+    let kind = kind.name();
+    for generation in 2..=f.generations {
+        let fs = image.crash_point_now().process_crash(InFlight::Skipped);
+        // One crash point, uniform over the run's operations (reservoir sampling as it goes).
+        let mut pick = ChaCha8Rng::seed_from_u64(rng.random());
+        let mut seen = 0u64;
+        fs.capture_with(move |_, _| {
+            seen += 1;
+            match pick.random_range(0..seen) {
+                0 if seen == 1 => Capture::Keep,
+                0 => Capture::Replace,
+                _ => Capture::Skip,
+            }
+        });
+        let refused =
+            |e: &SubjectError, fs: &SimFs| !e.message.contains("panicked") && storage_refused(fs);
+        let mut subject = match S::open(fs.clone(), config) {
+            Ok(s) => s,
+            Err(e) if refused(&e, &fs) => return None,
+            Err(e) => {
+                let m = format!("generation {generation}: opening the recovered state failed: {e}");
+                return Some((Class::Validity, m));
+            }
+        };
+        // (key, value, result, filesystem operations before it, after it)
+        let mut made = Vec::new();
+        let mut key = Vec::new();
+        for w in 0..f.generation_writes {
+            workload::write_key(&mut key, rng.random_range(0..scenario.workload.keys));
+            let value = value_bytes((u64::from(generation) << 40) + u64::from(w), 16);
+            let before = fs.op_count();
+            let result = subject.put(&key, &value);
+            let cut = matches!(&result, Err(e) if e.power_cut);
+            made.push((key.clone(), value, result, before, fs.op_count()));
+            if cut {
+                break;
+            }
+        }
+        drop(subject);
+        fs.clear_capture_policy();
+        // Or right after the run: one more choice among its operations.
+        let ops = fs.op_count();
+        let point = match fs.take_crash_points().pop() {
+            Some(p) if rng.random_range(0..=ops) < ops => p,
+            _ => fs.crash_point_now(),
+        };
+        // Operations before `cut` ran and `cut` was in flight: a write whose operations all ran
+        // stands as acknowledged, one that had not started never happened, one across the cut
+        // may have.
+        let cut = point.op();
+        let mut judged = AfterRecovery::new(base.clone());
+        for (key, value, result, before, after) in &made {
+            if *after < cut {
+                judged.record(key, value, result);
+            } else if *before < cut {
+                judged.writes.push((key.clone(), value.clone(), Need::Maybe));
+            }
+        }
+        let next = if power {
+            let space = point.power_cut_space();
+            space.materialize(&space.sample(rng))
+        } else {
+            let fates = point.process_crash_fates();
+            point.process_crash(fates[rng.random_range(0..fates.len())])
+        };
+        let state = match state_of::<S>(next.clone(), config) {
+            Ok((_, state)) => state,
+            Err(e) if refused(&e, &next) => return None,
+            Err(e) => {
+                let m = format!(
+                    "generation {generation}: recovery after a {kind} at operation {cut} failed: {e}"
+                );
+                return Some((Class::Validity, m));
+            }
+        };
+        if let Err((class, what)) = judged.explains(&state, power) {
+            let acked = judged.writes.iter().filter(|w| w.2 != Need::Maybe).count();
+            return Some((
+                class,
+                format!(
+                    "generation {generation}: a {kind} at operation {cut} of its run, after {acked} \
+                     of its {} writes were acknowledged, left {} keys ({what})",
+                    made.len(),
+                    state.len()
+                ),
+            ));
+        }
+        (image, base) = (next, state);
+    }
+    None
 }
 
 fn first_difference(a: &State, b: &State) -> String {

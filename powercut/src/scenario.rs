@@ -64,6 +64,22 @@ pub struct Mix {
     pub batch: u32,
 }
 
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+fn twenty() -> u32 {
+    20
+}
+
+fn is_twenty(n: &u32) -> bool {
+    *n == 20
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -161,6 +177,15 @@ pub struct Faults {
     /// After recovering, make this many acknowledged writes, then reopen: they must be there.
     #[serde(default)]
     pub after_recovery_writes: u32,
+    /// Generations in all (1: the workload's run alone). For each later one, a recovered crash
+    /// state is opened again, takes `generation_writes` writes, and is crashed at a random
+    /// filesystem operation of that run (the first crash's kind), recovered and judged; the
+    /// image it leaves starts the next.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub generations: u32,
+    /// Writes each later generation makes (random workload keys, 16-byte values).
+    #[serde(default = "twenty", skip_serializing_if = "is_twenty")]
+    pub generation_writes: u32,
     #[serde(default)]
     /// Probability that an fsync/fdatasync fails with EIO.
     pub sync_eio_rate: f64,
@@ -323,6 +348,12 @@ impl Scenario {
                 return field("faults.states.budget", "must be positive");
             }
             _ => {}
+        }
+        if !(1..=8).contains(&f.generations) {
+            return field("faults.generations", "1 to 8 (1: the workload's run alone)");
+        }
+        if f.generation_writes > 10_000 {
+            return field("faults.generation_writes", "at most 10000");
         }
         if f.crashes_during_recovery > 16 {
             return field("faults.crashes_during_recovery", "at most 16");

@@ -30,6 +30,7 @@ suite!(
     "fsync-eio-linux",
     "fsync-eio-sticky",
     "fsync-vs-fdatasync",
+    "generations",
     "interval-ext4",
     "interval-posix",
     "kill-9",

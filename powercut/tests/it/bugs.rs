@@ -138,3 +138,27 @@ fn a_recovery_the_storage_fails_is_unavailable_and_serving_anyway_is_caught() {
         "{found:?}"
     );
 }
+
+/// Generations: appending after a torn tail passes one recovery (recovery alone reads the log
+/// right) and loses the writes that follow once the store carries on and crashes again. The
+/// `generations` scenario run with one generation misses it; with its three it is caught, and the
+/// correct engine passes.
+#[test]
+fn a_later_generation_catches_what_one_recovery_cannot() {
+    let s = powercut::scenarios::named("generations").unwrap();
+    assert_eq!(s.faults.generations, 3);
+    let mut one = s.clone();
+    one.faults.generations = 1;
+    let seeds = 0..100;
+    let buggy = bitcask(&s, &["append-after-torn-tail"]);
+    let missed = run_scenario::<Bitcask>(&one, &buggy, seeds.clone(), &|_| {});
+    assert_eq!(missed.violations(), 0, "one generation cannot see it");
+    let caught = run_scenario::<Bitcask>(&s, &buggy, seeds.clone(), &|_| {});
+    let found = caught.by_class();
+    assert!(found.get(&powercut::oracle::Class::Durability).copied().unwrap_or(0) > 0, "{found:?}");
+    let first = caught.seeds.iter().flat_map(|o| &o.violations).next().unwrap();
+    assert!(first.message.starts_with("generation "), "{}", first.message);
+    let correct = run_scenario::<Bitcask>(&s, &bitcask(&s, &[]), seeds, &|_| {});
+    let first = correct.seeds.iter().flat_map(|o| &o.violations).next();
+    assert_eq!(correct.violations(), 0, "{first:?}");
+}

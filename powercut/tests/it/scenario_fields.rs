@@ -108,3 +108,19 @@ fn every_scenario_field_is_documented() {
     assert!(missing.is_empty(), "docs/scenarios.md does not document {missing:?}");
     assert!(keys.len() > 30, "{keys:?}");
 }
+
+#[test]
+fn generations_out_of_range_are_errors_naming_the_field() {
+    let text = include_str!("../../scenarios/generations.json");
+    for (field, value, says) in [
+        ("generations", 0, "1 to 8"),
+        ("generations", 9, "1 to 8"),
+        ("generation_writes", 10_001, "at most 10000"),
+    ] {
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        v["faults"][field] = value.into();
+        let e = Scenario::parse(&v.to_string(), "g.json").unwrap_err();
+        assert!(e.contains(&format!("faults.{field}")) && e.contains(says), "{e}");
+    }
+    assert_eq!(Scenario::parse(text, "g.json").unwrap().faults.generation_writes, 20);
+}

@@ -446,3 +446,38 @@ fn a_second_generation_finds_what_one_recovery_cannot() {
         }
     }
 }
+
+/// The Rust check-server example (`powercut/examples/kvstore_check.rs`, built by `cargo test`)
+/// reads the Python store's format: served from Rust, the correct store passes and
+/// `no-dir-fsync` fails on the same states as with the Python check run per state.
+#[test]
+fn the_rust_check_server_example_judges_like_the_python_check() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().unwrap().parent().unwrap().join("examples/kvstore_check");
+    assert!(example.exists(), "{} not built (cargo test builds examples)", example.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let kv = examples().join("kvstore.py");
+    let kv = kv.to_str().unwrap();
+    for variant in ["correct", "no-dir-fsync"] {
+        let data = tmp.path().join(format!("data-{variant}"));
+        std::fs::create_dir(&data).unwrap();
+        let trace =
+            trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
+        let scratch = tmp.path().join("scratch");
+        let python = explore_trace(
+            &trace,
+            options(
+                format!("{} {kv} {{dir}} recover --variant {variant}", python()),
+                &scratch,
+                120,
+            ),
+        );
+        let mut o = options(String::new(), &scratch, 120);
+        o.check = explore::Check::Server(format!("{} --serve", example.display()));
+        let rust = explore_trace(&trace, o);
+        let ids =
+            |x: &explore::Exploration| x.failures.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&rust), ids(&python), "{variant}");
+        assert_eq!(rust.failures.is_empty(), variant == "correct", "{variant}");
+    }
+}

@@ -422,8 +422,9 @@ fn speed(quick: bool) -> Value {
 }
 
 /// Black-box mode's speed on the SQLite example (rollback journal, synchronous=FULL): states/s
-/// with a check process per state, with a check server, and with `--check true` (the harness's
-/// own ceiling), the same states in one run. Skipped, saying why, without python3's sqlite3,
+/// with a check process per state, with a check server, with `--check true` (the ceiling of a
+/// process per state) and with a server that answers at once (the harness's own ceiling), the
+/// same states in one run. Skipped, saying why, without python3's sqlite3,
 /// strace or the examples directory.
 fn blackbox_speed(scratch: &Path, quick: bool) -> Value {
     #[cfg(feature = "cli")]
@@ -491,6 +492,7 @@ fn blackbox_speed_run(scratch: &Path, quick: bool) -> Result<Value, String> {
         Check::Command(format!("python3 {program} {{dir}} check")),
         Check::Server(format!("python3 {program} --serve")),
         Check::Command("true".into()),
+        Check::Server(r#"while read d; do echo '{"state": {}}'; done"#.into()),
     ] {
         let x = explore::explore(&trace, &replayed, &options(check), &|_, _| {})?;
         states = x.checked;
@@ -505,8 +507,9 @@ fn blackbox_speed_run(scratch: &Path, quick: bool) -> Result<Value, String> {
         "per_process_states_per_sec": round(rates[0]),
         "check_server_states_per_sec": round(rates[1]),
         "check_true_states_per_sec": round(rates[2]),
+        "empty_server_states_per_sec": round(rates[3]),
         "server_speedup": round(rates[1] / rates[0]),
-        "server_share_of_ceiling": (rates[1] / rates[2] * 100.0).round() / 100.0,
+        "server_share_of_ceiling": (rates[1] / rates[3] * 100.0).round() / 100.0,
     }))
 }
 
@@ -632,13 +635,14 @@ pub fn markdown(doc: &Value) -> String {
         None => {
             let _ = writeln!(
                 m,
-                "## Black-box speed\n\n`powercut explore` of {}: {} distinct crash states judged, {} jobs, the same states each way.\n\n| check | states/s |\n|---|---:|\n| a process per state (`--check`) | {} |\n| a check server (`--check-server`) | {} |\n| the harness's ceiling (`--check true`) | {} |\n\nThe check server runs {}x the states/s of a process per state (target 20x), {} of the ceiling.",
+                "## Black-box speed\n\n`powercut explore` of {}: {} distinct crash states judged, {} jobs, the same states each way.\n\n| check | states/s |\n|---|---:|\n| a process per state (`--check`) | {} |\n| a check server (`--check-server`) | {} |\n| a process that does nothing (`--check true`): the ceiling of a process per state | {} |\n| a server that answers at once: the harness's own ceiling | {} |\n\nThe check server runs {}x the states/s of a process per state (target 20x), {} of the harness's ceiling.",
                 num(&b["program"]),
                 num(&b["states"]),
                 num(&b["jobs"]),
                 num(&b["per_process_states_per_sec"]),
                 num(&b["check_server_states_per_sec"]),
                 num(&b["check_true_states_per_sec"]),
+                num(&b["empty_server_states_per_sec"]),
                 num(&b["server_speedup"]),
                 num(&b["server_share_of_ceiling"])
             );

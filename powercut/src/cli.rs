@@ -20,7 +20,7 @@
 use crate::case::{Case, format_ops};
 use crate::oracle::Class;
 use crate::replay::replay;
-use crate::run::SeedOutcome;
+use crate::run::{Focus, SeedOutcome};
 use crate::scenario::Scenario;
 use crate::shrink::{Shrunk, shrink};
 use crate::subject::{Subject, config_for};
@@ -129,6 +129,10 @@ struct RunArgs {
     /// No progress bar and no per-failure lines: the summary only.
     #[arg(long)]
     quiet: bool,
+    /// When stderr is not a terminal (a CI log), a progress line at most this often, in seconds,
+    /// instead of the bar.
+    #[arg(long, default_value_t = 10)]
+    heartbeat: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -178,6 +182,10 @@ struct MergeArgs {
     /// Write the merged results here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Merge even when shares of a partitioned run are missing (saying which); by default a
+    /// missing share is an error, since the merged result would look whole.
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 #[cfg(feature = "bitcask")]
@@ -228,6 +236,7 @@ where
 /// [`main`] with this configuration where a scenario has no section for the subject.
 pub fn main_with<S: Subject>(config: S::Config) -> ! {
     crate::keep_freed_memory();
+    crate::quiet_on_closed_pipe();
     let bin = bin_name(S::NAME);
     let command = SubjectCli::command().bin_name(bin.clone()).display_name(bin.clone());
     let matches = match command.try_get_matches() {
@@ -246,6 +255,7 @@ pub fn main_with<S: Subject>(config: S::Config) -> ! {
 #[cfg(feature = "bitcask")]
 pub fn builtin_main() -> ! {
     crate::keep_freed_memory();
+    crate::quiet_on_closed_pipe();
     let cli = match BuiltinCli::try_parse() {
         Ok(cli) => cli,
         Err(e) => exit_clap(e),
@@ -378,13 +388,83 @@ struct Job<S: Subject> {
     seeds: Vec<u64>,
 }
 
+/// Can a file be written into `dir` (creating it and its parents if missing)? Checked on the
+/// directory, or the nearest ancestor that exists, without creating anything.
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    let mut at = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    loop {
+        if at.exists() {
+            if !at.is_dir() {
+                return Err(format!("{} is not a directory", at.display()));
+            }
+            use nix::unistd::{AccessFlags, access};
+            return access(at, AccessFlags::W_OK | AccessFlags::X_OK)
+                .map_err(|e| format!("cannot write in {}: {e}", at.display()));
+        }
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+    }
+}
+
+/// Check, before any work, that `path` can be written: not a directory, in a directory that
+/// exists or can be made, and writable. Nothing is created or changed.
 fn check_output_path(flag: &str, path: &Option<PathBuf>) -> Result<(), BadInput> {
-    if let Some(p) = path {
-        if p.is_dir() {
-            return Err(BadInput(format!("{flag} {}: is a directory", p.display())));
+    let Some(p) = path else { return Ok(()) };
+    let bad = |why: String| BadInput(format!("{flag} {}: {why}", p.display()));
+    if p.is_dir() {
+        return Err(bad("is a directory".into()));
+    }
+    if p.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(p)
+            .map_err(|e| bad(format!("cannot write: {e}")))?;
+        return Ok(());
+    }
+    writable_dir(p.parent().unwrap_or(Path::new("."))).map_err(bad)
+}
+
+/// Check that `dir` can hold failure files, and remove the failure files an earlier run left
+/// there (`<scenario>-seed-<n>.json`; nothing else), so it holds only this run's. A missing
+/// directory is made when the first failure is written.
+fn prepare_failures_dir(dir: &Path) -> Result<(), BadInput> {
+    let bad = |why: String| BadInput(format!("--failures {}: {why}", dir.display()));
+    writable_dir(dir).map_err(bad)?;
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read: {e}")))? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name
+            .strip_suffix(".json")
+            .and_then(|n| n.rsplit_once("-seed-"))
+            .is_some_and(|(scenario, seed)| !scenario.is_empty() && seed.parse::<u64>().is_ok());
+        if stale && entry.path().is_file() {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| bad(format!("cannot remove the earlier run's {name}: {e}")))?;
         }
     }
     Ok(())
+}
+
+/// Worker threads for `--jobs`: the machine's parallelism when not given, and at most that (a
+/// larger number only adds threads that wait), saying so.
+fn thread_count(jobs: Option<usize>) -> Result<usize, BadInput> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match jobs {
+        Some(0) => Err(BadInput("--jobs 0: need at least one thread".into())),
+        Some(j) if j > cores => {
+            eprintln!(
+                "powercut: --jobs {j}: this machine runs {cores} threads at once; using {cores}"
+            );
+            Ok(cores)
+        }
+        Some(j) => Ok(j),
+        None => Ok(cores),
+    }
 }
 
 fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadInput> {
@@ -415,9 +495,6 @@ fn prepare<S: Subject>(ctx: &Ctx<S>, args: &RunArgs) -> Result<Vec<Job<S>>, BadI
     }
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     let partition = args.partition.as_deref().map(parse_partition).transpose()?;
-    if args.jobs == Some(0) {
-        return Err(BadInput("--jobs 0: need at least one thread".into()));
-    }
     check_output_path("--json", &args.json)?;
     check_output_path("--junit", &args.junit)?;
     let mut jobs = Vec::new();
@@ -538,13 +615,30 @@ fn write_file(path: &Path, text: &str) -> Result<(), BadInput> {
 }
 
 fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
+    let started = std::time::Instant::now();
+    let threads = thread_count(args.jobs)?;
     let jobs = prepare(ctx, &args)?;
+    prepare_failures_dir(&args.failures)?;
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
+        .num_threads(threads)
         .build()
         .map_err(|e| BadInput(format!("--jobs: {e}")))?;
     let total: u64 = jobs.iter().map(|j| j.seeds.len() as u64).sum();
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    for job in jobs.iter().filter(|j| j.seeds.is_empty()) {
+        eprintln!(
+            "powercut: scenario {}: no seed to run in this share ({}{})",
+            job.scenario.name,
+            args.seeds
+                .as_deref()
+                .map_or("0..".to_string() + &job.scenario.seeds.to_string(), String::from),
+            args.partition.as_deref().map_or(String::new(), |p| format!(", partition {p}"))
+        );
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let show = !args.quiet && terminal;
+    // A log (no terminal): a heartbeat line at most every --heartbeat seconds instead of a bar.
+    let heartbeat = (!args.quiet && !terminal).then(|| std::sync::Mutex::new(started));
+    let done = AtomicU64::new(0);
     let bar =
         if show { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
@@ -559,6 +653,18 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
             + o.violations.len() as u64;
         bar.set_message(format!("{v} violations"));
         bar.inc(1);
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(last) = &heartbeat {
+            if let Ok(mut last) = last.lock() {
+                if last.elapsed().as_secs() >= args.heartbeat {
+                    *last = std::time::Instant::now();
+                    eprintln!(
+                        "powercut: {n}/{total} seeds, {v} violations, {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
     };
     let results: Vec<ScenarioResult> = pool.install(|| {
         jobs.iter()
@@ -586,6 +692,8 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     }
     print!("{}", crate::suite::table(&results));
     let mut failures = 0;
+    let mut output_errors = Vec::new();
+    let mut commands = std::collections::BTreeMap::new();
     for (job, r) in jobs.iter().zip(&results) {
         let mut shrunk_one = args.no_shrink;
         for s in &r.seeds {
@@ -635,7 +743,12 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
                 "shrunk": shrunk.map(|sh| shrunk_json(ctx, &job.label, &sh)),
             });
             let file = args.failures.join(format!("{}-seed-{}.json", r.name, s.seed));
-            write_file(&file, &(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n"))?;
+            let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+            if let Err(BadInput(e)) = write_file(&file, &text) {
+                output_errors.push(e);
+            }
+            commands
+                .insert((r.name.clone(), s.seed), (repro, ctx.shrink_command(&job.label, s.seed)));
         }
     }
     if failures > 20 && !args.quiet {
@@ -647,15 +760,104 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     for n in &nondeterministic {
         println!("NONDETERMINISTIC: {n} gave different outcomes on two runs");
     }
-    let doc = to_json(&results);
+    let mut doc = to_json(&results);
+    attach_commands(&mut doc, &commands);
+    doc["run"] = run_metadata(ctx, &args, &jobs);
     println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
+    let failed = failures > 0 || !nondeterministic.is_empty();
+    println!(
+        "{}",
+        verdict(S::NAME, &results, nondeterministic.len(), started.elapsed().as_secs_f64())
+    );
     if let Some(path) = &args.json {
-        write_file(path, &(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+        if let Err(BadInput(e)) = write_file(path, &text) {
+            output_errors.push(e);
+        }
     }
     if let Some(path) = &args.junit {
-        write_file(path, &junit(ctx, &jobs, &results))?;
+        if let Err(BadInput(e)) = write_file(path, &junit(ctx, &jobs, &results)) {
+            output_errors.push(e);
+        }
     }
-    Ok(failures > 0 || !nondeterministic.is_empty())
+    // An output that could not be written is reported, and never hides a failed check.
+    match (output_errors.is_empty(), failed) {
+        (true, _) => Ok(failed),
+        (false, true) => {
+            for e in &output_errors {
+                eprintln!("powercut: {e}");
+            }
+            Ok(true)
+        }
+        (false, false) => Err(BadInput(output_errors.join("; "))),
+    }
+}
+
+/// The closing line: PASS or FAIL, what ran, what it found, how long it took.
+fn verdict(
+    subject: &str,
+    results: &[ScenarioResult],
+    nondeterministic: usize,
+    secs: f64,
+) -> String {
+    let seeds: usize = results.iter().map(|r| r.seeds.len()).sum();
+    let states: u64 = results.iter().map(|r| r.crash_states()).sum();
+    let violations: usize = results.iter().map(|r| r.violations()).sum();
+    let failing: usize =
+        results.iter().map(|r| r.seeds.iter().filter(|s| !s.violations.is_empty()).count()).sum();
+    let word = if violations > 0 || nondeterministic > 0 { "FAIL" } else { "PASS" };
+    let mut line = format!(
+        "{word} {subject}: {} scenarios, {seeds} seeds, {states} crash states, {violations} violations",
+        results.len()
+    );
+    if failing > 0 {
+        line.push_str(&format!(" in {failing} failing seeds"));
+    }
+    if nondeterministic > 0 {
+        line.push_str(&format!(", {nondeterministic} seeds not deterministic"));
+    }
+    line.push_str(&format!(", {secs:.1} s"));
+    line
+}
+
+/// Give each failing seed in `doc` the commands that replay and shrink it.
+fn attach_commands(
+    doc: &mut Value,
+    commands: &std::collections::BTreeMap<(String, u64), (String, String)>,
+) {
+    for s in doc["scenarios"].as_array_mut().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or("").to_string();
+        for f in s["failing_seeds"].as_array_mut().into_iter().flatten() {
+            let seed = f["seed"].as_u64().unwrap_or(u64::MAX);
+            if let Some((replay, shrink)) = commands.get(&(name.clone(), seed)) {
+                f["reproduce"] = json!(replay);
+                f["shrink"] = json!(shrink);
+            }
+        }
+    }
+}
+
+/// What a result must say about its run for `merge` to know what it is combining: the version,
+/// the subject and its bug switches, the share of the seeds, and per scenario where it came
+/// from, its content and the seeds it was asked for.
+fn run_metadata<S: Subject>(ctx: &Ctx<S>, args: &RunArgs, jobs: &[Job<S>]) -> Value {
+    let partition = args.partition.as_deref().and_then(|p| parse_partition(p).ok());
+    json!({
+        "powercut_version": env!("CARGO_PKG_VERSION"),
+        "subject": S::NAME,
+        "bugs": ctx.bugs,
+        "partition": partition.map(|(k, n)| json!([k, n])),
+        "scenarios": jobs.iter().map(|j| {
+            let range = args.seeds.as_deref().and_then(|s| parse_seeds(s).ok()).unwrap_or(0..j.scenario.seeds);
+            json!({
+                "name": j.scenario.name,
+                "label": j.label,
+                "content_hash": j.scenario.content_hash(),
+                "seeds": [range.start, range.end],
+                "seeds_run": j.seeds.len(),
+            })
+        }).collect::<Vec<_>>(),
+    })
 }
 
 fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInput> {
@@ -672,12 +874,68 @@ fn replay_cmd<S: Subject>(ctx: &Ctx<S>, args: ReplayArgs) -> Result<bool, BadInp
             b => b,
         },
     };
+    if let Some(keep) = &case.keep {
+        if let Some(bad) = keep.iter().find(|&&i| i >= scenario.workload.ops) {
+            return Err(BadInput(format!(
+                "--ops: operation {bad} does not exist: {} has workload operations 0..={}",
+                scenario.name,
+                scenario.workload.ops.saturating_sub(1)
+            )));
+        }
+    }
     let replayed = replay::<S>(&scenario, &config, &case);
+    if replayed.outcome.crash_states == 0 && (case.crash_op.is_some() || case.state.is_some()) {
+        return Err(BadInput(no_such_crash::<S>(&scenario, &config, &case, replayed.crash_op)));
+    }
     if label != scenario.name {
         println!("({label})");
     }
     print!("{}", replayed.text);
     Ok(!replayed.outcome.violations.is_empty())
+}
+
+/// Why `case` met no crash state: a crash point the seed's run does not have, or a state index
+/// past the states at that point. Names what does exist.
+fn no_such_crash<S: Subject>(
+    scenario: &Scenario,
+    config: &S::Config,
+    case: &Case,
+    crash_op: Option<u64>,
+) -> String {
+    let seed = case.seed;
+    // The whole run (as narrowed), with its filesystem operations.
+    let whole = Focus { crash_op: Some(u64::MAX), state: None, detail: true, ..case.focus() };
+    let (_, detail) = crate::run::run_seed_detailed::<S>(scenario, config, seed, &whole);
+    let last = detail.and_then(|d| d.trace.last().map(|e| e.op)).unwrap_or(0);
+    match crash_op {
+        Some(k) if k == 0 || k > last + 1 => format!(
+            "--crash-at {k}: seed {seed} of {} has crash points 1..={} (its filesystem \
+             operations, and right after the last)",
+            scenario.name,
+            last + 1
+        ),
+        Some(k) => {
+            let here = Focus { crash_op: Some(k), state: None, ..case.focus() };
+            let states = crate::run::run_seed::<S>(scenario, config, seed, here).crash_states;
+            match case.state {
+                Some(i) if states > 0 => format!(
+                    "--state {i}: crash point {k} of seed {seed} of {} has {states} crash \
+                     states: --state must be < {states}",
+                    scenario.name
+                ),
+                _ => format!(
+                    "--crash-at {k}: seed {seed} of {} took no crash state there (its crash \
+                     points are 1..={})",
+                    scenario.name,
+                    last + 1
+                ),
+            }
+        }
+        None => format!(
+            "--state needs --crash-at: seed {seed} of {} failed at no crash point to default to",
+            scenario.name
+        ),
+    }
 }
 
 fn shrink_cmd<S: Subject>(ctx: &Ctx<S>, args: ShrinkArgs) -> Result<bool, BadInput> {
@@ -726,14 +984,129 @@ fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
             .map_err(|e| BadInput(format!("{}: line {}: {e}", path.display(), e.line())))?;
         docs.push((path.display().to_string(), doc));
     }
+    let (run, missing) = check_shares(&docs, args.allow_partial)?;
     let results = merge(&docs).map_err(BadInput)?;
     print!("{}", crate::suite::table(&results));
-    let doc = to_json(&results);
+    let mut doc = to_json(&results);
+    // Every reproduce and shrink command the shares wrote.
+    let mut commands = std::collections::BTreeMap::new();
+    for (_, d) in &docs {
+        for s in d["scenarios"].as_array().into_iter().flatten() {
+            let name = s["name"].as_str().unwrap_or("").to_string();
+            for f in s["failing_seeds"].as_array().into_iter().flatten() {
+                if let (Some(seed), Some(r), Some(sh)) =
+                    (f["seed"].as_u64(), f["reproduce"].as_str(), f["shrink"].as_str())
+                {
+                    commands.insert((name.clone(), seed), (r.to_string(), sh.to_string()));
+                }
+            }
+        }
+    }
+    attach_commands(&mut doc, &commands);
+    doc["run"] = run;
+    doc["merged_from"] = json!(docs.len());
+    if !missing.is_empty() {
+        doc["missing_shares"] = json!(missing);
+    }
     println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
+    let subject = doc["run"]["subject"].as_str().unwrap_or("subject").to_string();
+    let mut line = verdict(&subject, &results, 0, 0.0);
+    line.truncate(line.rfind(", ").unwrap_or(line.len()));
+    match missing.is_empty() {
+        true => println!("{line} (merged from {} results)", docs.len()),
+        false => println!(
+            "PARTIAL: {} (merged from {} results; missing {})",
+            line,
+            docs.len(),
+            missing.join(", ")
+        ),
+    }
     if let Some(path) = &args.json {
         write_file(path, &(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
     }
     Ok(results.iter().any(|r| r.violations() > 0))
+}
+
+/// Check that `docs` are shares of one run: the same powercut version, subject, bug switches
+/// and scenarios (content and seed range), and, for a partitioned run, every share 1..=N
+/// exactly once. Returns the run's metadata (without a partition) and the missing shares
+/// (allowed only with `allow_partial`).
+fn check_shares(
+    docs: &[(String, Value)],
+    allow_partial: bool,
+) -> Result<(Value, Vec<String>), BadInput> {
+    let mut first: Option<(&str, Value)> = None;
+    let mut shares: std::collections::BTreeMap<u64, &str> = std::collections::BTreeMap::new();
+    let mut of: Option<u64> = None;
+    for (origin, doc) in docs {
+        let run = &doc["run"];
+        if !run.is_object() {
+            return Err(BadInput(format!(
+                "{origin}: no \"run\" section (written by an older powercut, or not a `run --json` \
+                 result): cannot tell which share of which run it is"
+            )));
+        }
+        let mut same = run.clone();
+        let partition =
+            same.as_object_mut().and_then(|o| o.remove("partition")).unwrap_or(Value::Null);
+        // Seeds run differ between shares; the seeds asked for may not.
+        for s in same["scenarios"].as_array_mut().into_iter().flatten() {
+            if let Some(o) = s.as_object_mut() {
+                o.remove("seeds_run");
+                o.remove("label");
+            }
+        }
+        match &first {
+            None => first = Some((origin, same.clone())),
+            Some((o1, s1)) => {
+                for field in ["powercut_version", "subject", "bugs", "scenarios"] {
+                    if s1[field] != same[field] {
+                        return Err(BadInput(format!(
+                            "{o1} and {origin} are not shares of one run: their {field} differ \
+                             ({} vs {})",
+                            s1[field], same[field]
+                        )));
+                    }
+                }
+            }
+        }
+        match (partition.as_array().map(|a| (a[0].as_u64(), a[1].as_u64())), of) {
+            (Some((Some(k), Some(n))), None) if shares.is_empty() => {
+                of = Some(n);
+                shares.insert(k, origin);
+            }
+            (Some((Some(k), Some(n))), Some(m)) if n == m => {
+                if let Some(other) = shares.insert(k, origin) {
+                    return Err(BadInput(format!("{other} and {origin} are both share {k}/{n}")));
+                }
+            }
+            (None, None) if shares.is_empty() => {}
+            _ => {
+                return Err(BadInput(format!(
+                    "{origin}: partition {partition} does not match the other results' \
+                     ({}): merge the shares of one --partition run",
+                    of.map_or("none".to_string(), |n| format!("K/{n}"))
+                )));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    if let Some(n) = of {
+        missing = (1..=n).filter(|k| !shares.contains_key(k)).map(|k| format!("{k}/{n}")).collect();
+        if !missing.is_empty() && !allow_partial {
+            return Err(BadInput(format!(
+                "missing shares {} of a --partition K/{n} run: the merged result would look whole \
+                 without them (merge them all, or --allow-partial to merge what is here)",
+                missing.join(", ")
+            )));
+        }
+        if !missing.is_empty() {
+            eprintln!("powercut: merging without shares {}", missing.join(", "));
+        }
+    }
+    let (_, mut run) = first.unwrap_or(("", json!({})));
+    run["partition"] = Value::Null;
+    Ok((run, missing))
 }
 
 fn list<S: Subject>(extra: &str) -> Result<bool, BadInput> {

@@ -200,6 +200,27 @@ pub fn keep_freed_memory() {
     set_malloc_thresholds();
 }
 
+/// End quietly, with exit status 141 as a Unix command killed by SIGPIPE, when stdout (or stderr)
+/// is a pipe its reader closed (`| head`), instead of a panic and a backtrace: Rust ignores
+/// SIGPIPE, so `println!` panics on the closed pipe. A panic hook rather than SIGPIPE's default
+/// action, because black-box mode writes to check servers' pipes and must survive their deaths.
+/// The command lines call this first.
+pub fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[expect(unsafe_code, reason = "mallopt sets two glibc tunables and has no safety preconditions")]
 fn set_malloc_thresholds() {

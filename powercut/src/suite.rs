@@ -188,20 +188,26 @@ pub fn to_json(results: &[ScenarioResult]) -> Value {
         .map(|r| {
             let by_class: BTreeMap<&str, usize> =
                 r.by_class().into_iter().map(|(c, n)| (c.name(), n)).collect();
+            // One entry per failing seed, its violations inside.
             let failing: Vec<Value> = r
                 .seeds
                 .iter()
-                .flat_map(|s| {
-                    s.violations.iter().map(move |v| {
-                        json!({
-                            "seed": s.seed,
-                            "class": v.class.name(),
-                            "crash_op": v.crash_op,
-                            "crash_kind": v.crash_kind.name(),
-                            "state": v.state,
-                            "message": v.message,
+                .filter(|s| !s.violations.is_empty())
+                .map(|s| {
+                    let violations: Vec<Value> = s
+                        .violations
+                        .iter()
+                        .map(|v| {
+                            json!({
+                                "class": v.class.name(),
+                                "crash_op": v.crash_op,
+                                "crash_kind": v.crash_kind.name(),
+                                "state": v.state,
+                                "message": v.message,
+                            })
                         })
-                    })
+                        .collect();
+                    json!({ "seed": s.seed, "violations": violations })
                 })
                 .collect();
             let (p, k) = r.loss();

@@ -171,8 +171,8 @@ fn partitions_are_disjoint_cover_the_run_and_merge_to_its_digest() {
     };
     assert_eq!(digest(&out("merged.json")), digest(&out("full.json")));
     let twice = powercut(&["merge", &out("part1.json"), &out("part1.json")]);
-    assert_eq!(twice.status.code(), Some(2), "a seed in two results is bad input");
-    assert!(text(&twice).contains("more than one result"), "{}", text(&twice));
+    assert_eq!(twice.status.code(), Some(2), "a share in two results is bad input");
+    assert!(text(&twice).contains("both share 1/3"), "{}", text(&twice));
     let bad = powercut(&["run", &scenario, "--partition", "4/3"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -399,4 +399,215 @@ fn a_failed_run_is_explored_only_when_allowed() {
     let allowed = powercut(&["explore", &trace, "--check", "true", "--allow-failed-run"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
     assert!(text(&allowed).contains("no failures"), "{}", text(&allowed));
+}
+
+/// A mistyped or stale reproduce command is an error naming what exists, not "0 violations".
+#[test]
+fn replay_refuses_a_crash_point_state_or_operation_that_does_not_exist() {
+    for (args, says) in [
+        (vec!["--crash-at", "99999"], "has crash points 1..="),
+        (vec!["--crash-at", "0"], "has crash points 1..="),
+        (vec!["--crash-at", "50", "--state", "9999"], "--state must be < "),
+        (vec!["--ops", "5000"], "has workload operations 0..=199"),
+    ] {
+        let o = powercut(
+            &[&["replay", "o_sync-posix", "--seed", "0", "--bug", "no-fsync"][..], &args[..]]
+                .concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
+    let ok =
+        powercut(&["replay", "o_sync-posix", "--seed", "0", "--crash-at", "50", "--state", "3"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("1 crash states checked"), "{}", text(&ok));
+}
+
+/// Shares carry what they are; a merge with one missing, or of different runs, fails; every
+/// command to reproduce a failure survives the merge.
+#[test]
+fn merge_refuses_a_missing_share_or_a_mixed_set_and_keeps_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let share = |k: u64, bug: &str| {
+        let json = out(&format!("{bug}-{k}.json"));
+        let part = format!("{k}/4");
+        let o = powercut(&[
+            "run",
+            "o_sync-posix",
+            "--seeds",
+            "0..16",
+            "--partition",
+            &part,
+            "--bug",
+            bug,
+            "--no-shrink",
+            "--quiet",
+            "--json",
+            &json,
+            "--failures",
+            &out("f"),
+        ]);
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o));
+        json
+    };
+    let shares: Vec<String> = (1..=4).map(|k| share(k, "no-fsync")).collect();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&shares[1]).unwrap()).unwrap();
+    let run = &doc["run"];
+    assert_eq!(run["partition"], serde_json::json!([2, 4]));
+    assert_eq!(run["bugs"], serde_json::json!(["no-fsync"]));
+    assert_eq!(run["subject"], "bitcask");
+    assert!(run["powercut_version"].is_string());
+    assert_eq!(run["scenarios"][0]["seeds"], serde_json::json!([0, 16]));
+    assert_eq!(run["scenarios"][0]["content_hash"].as_str().map(str::len), Some(16));
+    let half = powercut(&["merge", &shares[0], &shares[2]]);
+    assert_eq!(half.status.code(), Some(2), "{}", text(&half));
+    assert!(text(&half).contains("missing shares 2/4, 4/4"), "{}", text(&half));
+    let partial = powercut(&["merge", &shares[0], &shares[2], "--allow-partial"]);
+    assert!(text(&partial).contains("PARTIAL"), "{}", text(&partial));
+    let other = share(2, "hint-in-place");
+    let mixed = powercut(&["merge", &shares[0], &other, &shares[2], &shares[3]]);
+    assert_eq!(mixed.status.code(), Some(2), "{}", text(&mixed));
+    assert!(text(&mixed).contains("bugs differ"), "{}", text(&mixed));
+    let whole = powercut(
+        &[
+            &["merge"][..],
+            &shares.iter().map(String::as_str).collect::<Vec<_>>()[..],
+            &["--json", &out("merged.json")][..],
+        ]
+        .concat(),
+    );
+    assert_eq!(whole.status.code(), Some(1), "{}", text(&whole));
+    assert!(text(&whole).contains("(merged from 4 results)"), "{}", text(&whole));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out("merged.json")).unwrap()).unwrap();
+    let failing = merged["scenarios"][0]["failing_seeds"].as_array().unwrap();
+    assert!(!failing.is_empty());
+    let seeds: Vec<u64> = failing.iter().map(|f| f["seed"].as_u64().unwrap()).collect();
+    let mut unique = seeds.clone();
+    unique.dedup();
+    assert_eq!(seeds, unique, "one entry per failing seed");
+    for f in failing {
+        assert!(f["violations"].as_array().is_some_and(|v| !v.is_empty()), "{f}");
+        assert!(f["reproduce"].as_str().is_some_and(|r| r.contains("replay")), "{f}");
+        assert!(f["shrink"].as_str().is_some_and(|r| r.contains("shrink")), "{f}");
+    }
+}
+
+/// `| head` closes the pipe: the command ends quietly (141, as SIGPIPE would), never a panic.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    for args in [
+        vec!["list"],
+        vec!["replay", "o_sync-posix", "--seed", "0"],
+        vec!["run", "o_sync-posix", "--seeds", "0..4"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_powercut"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked") && !err.contains("internal error"), "{args:?}: {err}");
+        assert!(matches!(o.status.code(), Some(0 | 141)), "{args:?}: {:?} {err}", o.status);
+    }
+}
+
+/// Output paths are checked before the run; a place that cannot be written is exit 2 at once.
+#[test]
+fn an_unwritable_output_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "plain-file", "x");
+    let under = format!("{file}/out.json");
+    for flag in ["--json", "--junit", "--failures"] {
+        let o = powercut(&["run", "o_sync-posix", "--bug", "no-fsync", flag, &under]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", text(&o));
+        assert!(text(&o).contains(flag) && text(&o).contains(&under), "{flag}: {}", text(&o));
+        assert!(!text(&o).contains("seeds  "), "{flag}: refused before running: {}", text(&o));
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "nothing overwritten");
+}
+
+/// A CI log (no terminal) gets heartbeat lines and a closing verdict with totals and time.
+#[test]
+fn a_log_gets_heartbeats_and_a_closing_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f").display().to_string();
+    let o =
+        powercut(&["run", "o_sync-posix", "--seeds", "0..6", "--heartbeat", "0", "--failures", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("powercut: 6/6 seeds, 0 violations"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("PASS bitcask: 1 scenarios, 6 seeds, ") && last.ends_with(" s"),
+        "{last}"
+    );
+    assert!(last.contains("crash states, 0 violations"), "{last}");
+    let o = powercut(&[
+        "run",
+        "o_sync-posix",
+        "--seeds",
+        "0..6",
+        "--bug",
+        "no-fsync",
+        "--no-shrink",
+        "--failures",
+        &f,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().last().unwrap().starts_with("FAIL bitcask: 1 scenarios, 6 seeds"), "{out}");
+}
+
+/// --failures holds this run's failures only: an earlier run's files are removed, others kept.
+#[test]
+fn the_failures_directory_holds_only_this_runs_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::create_dir(&f).unwrap();
+    std::fs::write(f.join("o_sync-posix-seed-999.json"), "{}").unwrap();
+    std::fs::write(f.join("notes.txt"), "mine").unwrap();
+    let fs = f.display().to_string();
+    let o = powercut(&[
+        "run",
+        "o_sync-posix",
+        "--seeds",
+        "0..6",
+        "--bug",
+        "no-fsync",
+        "--no-shrink",
+        "--failures",
+        &fs,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let names: Vec<String> = std::fs::read_dir(&f)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.contains(&"o_sync-posix-seed-999.json".to_string()), "{names:?}");
+    assert!(names.contains(&"notes.txt".to_string()), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".json")), "{names:?}");
+    let o = powercut(&["run", "o_sync-posix", "--seeds", "0..6", "--failures", &fs]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let left: Vec<String> = std::fs::read_dir(&f)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"], "a clean run leaves no failure file");
+}
+
+/// --jobs far above the machine's parallelism is capped, with a warning, and the run finishes.
+#[test]
+fn too_many_jobs_are_capped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f").display().to_string();
+    let o =
+        powercut(&["run", "o_sync-posix", "--seeds", "0..4", "--jobs", "100000", "--failures", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("--jobs 100000: this machine runs"), "{}", text(&o));
 }

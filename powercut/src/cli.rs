@@ -59,6 +59,13 @@ enum SubjectCommand {
     Merge(MergeArgs),
     /// List the default scenarios, persistence profiles and the subject's bug switches.
     List,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `... man > powercut.1`.
+    Man,
 }
 
 #[cfg(feature = "bitcask")]
@@ -247,7 +254,9 @@ pub fn main_with<S: Subject>(config: S::Config) -> ! {
         Ok(cli) => cli,
         Err(e) => exit_clap(e),
     };
-    std::process::exit(outcome(|| subject_command::<S>(cli.command, config, bin, "")))
+    std::process::exit(outcome(|| {
+        subject_command::<S>(cli.command, config, bin, "", SubjectCli::command)
+    }))
 }
 
 /// The built-in `powercut` binary: the command line of the Bitcask subject, plus `report`,
@@ -266,6 +275,7 @@ pub fn builtin_main() -> ! {
             crate::bitcask::BitcaskSpec::default(),
             "powercut".into(),
             BITCASK_LIST,
+            BuiltinCli::command,
         ),
         BuiltinCommand::Report(args) => report(args),
         BuiltinCommand::Trace(args) => crate::blackbox::cmd::trace(args).map_err(BadInput),
@@ -311,6 +321,7 @@ fn subject_command<S: Subject>(
     config: S::Config,
     bin: String,
     list_extra: &str,
+    cli: fn() -> clap::Command,
 ) -> Result<bool, BadInput> {
     let bugs = match &command {
         SubjectCommand::Run(a) => a.bugs.clone(),
@@ -325,6 +336,33 @@ fn subject_command<S: Subject>(
         SubjectCommand::Shrink(args) => shrink_cmd(&ctx, args),
         SubjectCommand::Merge(args) => merge_cmd(args),
         SubjectCommand::List => list::<S>(list_extra),
+        SubjectCommand::Completions { shell } => {
+            let mut command = cli().bin_name(ctx.bin.clone());
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, ctx.bin.clone(), &mut out);
+            print_bytes(&out)
+        }
+        SubjectCommand::Man => {
+            // The page is named for this binary; the name lives until the process exits.
+            let name: &'static str = Box::leak(ctx.bin.clone().into_boxed_str());
+            let command = cli().name(name).bin_name(name);
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .map_err(|e| BadInput(format!("rendering the manual page: {e}")))?;
+            print_bytes(&out)
+        }
+    }
+}
+
+/// Write `bytes` to stdout; a closed pipe ends the process quietly (status 141, as SIGPIPE).
+fn print_bytes(bytes: &[u8]) -> Result<bool, BadInput> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => Err(BadInput(format!("stdout: {e}"))),
     }
 }
 

@@ -611,3 +611,27 @@ fn too_many_jobs_are_capped_with_a_warning() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("--jobs 100000: this machine runs"), "{}", text(&o));
 }
+
+/// Shell completions and the manual page come from the same clap definitions; `--help` lists the
+/// exit codes.
+#[test]
+fn completions_man_page_and_exit_codes_in_help() {
+    let bash = powercut(&["completions", "bash"]);
+    assert_eq!(bash.status.code(), Some(0), "{}", text(&bash));
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(script.contains("_powercut()") && script.contains("explore"), "{script}");
+    let zsh = powercut(&["completions", "zsh"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef powercut"));
+    let man = powercut(&["man"]);
+    assert_eq!(man.status.code(), Some(0), "{}", text(&man));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH powercut 1") && page.contains("replay"), "{page}");
+    let bad = powercut(&["completions", "nosh"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let help = powercut(&["--help"]);
+    assert!(
+        text(&help).contains("Exit codes: 0 clean, 1 a check failed, 2 bad input"),
+        "{}",
+        text(&help)
+    );
+}

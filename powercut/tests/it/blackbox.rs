@@ -28,12 +28,14 @@ fn trace_of(dir: &Path, args: &[&str]) -> Trace {
 fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
     let mut command = vec![python()];
     command.extend(args.iter().map(|a| a.to_string()));
+    // The program's ACK lines (and the traceback a failed fsync gives) go to a file, not the
+    // test log.
     record(&Recording {
         dir: dir.to_path_buf(),
         command,
         ack: "^ACK ".into(),
         fail_sync,
-        quiet: None,
+        quiet: Some(dir.with_extension("stderr")),
         cwd: None,
     })
     .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
@@ -267,7 +269,7 @@ fn explore_git(
         command,
         ack: "^ACK ".into(),
         fail_sync: None,
-        quiet: None,
+        quiet: Some(repo.with_extension("stderr")),
         cwd: None,
     };
     let trace =

@@ -198,9 +198,13 @@ struct MergeArgs {
 #[cfg(feature = "bitcask")]
 #[derive(clap::Args, Debug)]
 struct ReportArgs {
-    /// Where to write the report.
-    #[arg(long, default_value = "reports")]
+    /// Where to write the report (`--out reports` refreshes the committed copy).
+    #[arg(long, default_value = "target/powercut-report")]
     out: PathBuf,
+    /// The directory whose disk is measured: put it on the filesystem you deploy on. Files are
+    /// made in a fresh subdirectory and removed after.
+    #[arg(long, default_value = "target")]
+    dir: PathBuf,
     /// Fewer seeds and operations: under two minutes on 2 cores.
     #[arg(long)]
     quick: bool,
@@ -1178,7 +1182,12 @@ fn report(args: ReportArgs) -> Result<bool, BadInput> {
     if args.out.is_file() {
         return Err(BadInput(format!("--out {}: is a file", args.out.display())));
     }
-    let scratch = Path::new("target").join("report-disk");
+    if args.dir.exists() && !args.dir.is_dir() {
+        return Err(BadInput(format!("--dir {}: not a directory", args.dir.display())));
+    }
+    writable_dir(&args.dir).map_err(|e| BadInput(format!("--dir {}: {e}", args.dir.display())))?;
+    check_output_path("--out", &Some(args.out.join("durability.json")))?;
+    let scratch = args.dir.join(format!("powercut-report-disk-{}", std::process::id()));
     let start = std::time::Instant::now();
     let doc = crate::report::collect(&scratch, args.quick);
     let written = crate::report::write(&args.out, &doc).map_err(BadInput)?;

@@ -58,7 +58,7 @@ fn strategies() -> Vec<Strategy> {
             "none",
             SyncStrategy::None,
             SyncCall::Fdatasync,
-            "OS writeback: 40 s on ext4 (expiry, pass, commit), none on posix",
+            "OS writeback: within ~40 s on ext4 (expiry, pass, commit); no bound on posix",
         ),
     ]
 }
@@ -212,18 +212,21 @@ fn picture(quick: bool) -> Value {
     Value::Array(series)
 }
 
-/// The filesystem type holding `dir`, from /proc/self/mountinfo.
-fn fs_type(dir: &Path) -> String {
+/// The mount holding `dir`, from /proc/self/mountinfo: (mount point, filesystem type, mount
+/// options, including the filesystem's own such as `data=ordered`).
+fn mount_of(dir: &Path) -> (String, String, String) {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return "unknown".into() };
-    let mut best = (0, "unknown".to_string());
+    let unknown = ("?".to_string(), "unknown".to_string(), String::new());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return unknown };
+    let mut best = (0, unknown);
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
-        let (mount, fstype) =
-            (fields.get(4).copied().unwrap_or(""), fields.get(dash + 1).copied().unwrap_or(""));
-        if dir.starts_with(mount) && mount.len() >= best.0 {
-            best = (mount.len(), fstype.to_string());
+        let field = |i: usize| fields.get(i).copied().unwrap_or("").to_string();
+        let mount = field(4);
+        if dir.starts_with(&mount) && mount.len() >= best.0 {
+            let options = format!("{} (superblock: {})", field(5), field(dash + 3));
+            best = (mount.len(), (mount, field(dash + 1), options));
         }
     }
     best.1
@@ -238,85 +241,125 @@ fn percentiles(mut lat: Vec<Duration>) -> Value {
     json!({ "p50_us": at(0.50), "p99_us": at(0.99), "p999_us": at(0.999) })
 }
 
-/// A raw syscall loop: append `value_bytes`-byte records, synced as `mode` says.
-fn raw_loop(dir: &Path, n: u32, value_bytes: usize, mode: &str) -> Value {
-    let fs = match RealFs::create(dir) {
-        Ok(fs) => fs,
-        Err(e) => return json!({ "error": e.to_string() }),
-    };
+/// Measured runs of every real-disk loop; each figure is their median, with the min and max.
+const DISK_RUNS: usize = 5;
+
+/// One timed loop: ops/s, and every operation's latency.
+type Timed = Result<(f64, Vec<Duration>), String>;
+
+/// A raw syscall loop in a fresh `dir`: append `value_bytes`-byte records, synced as `mode` says.
+fn raw_loop(dir: &Path, n: u32, value_bytes: usize, mode: &str) -> Timed {
+    let _ = std::fs::remove_dir_all(dir);
+    let fs = RealFs::create(dir).map_err(|e| e.to_string())?;
     let sync = if mode == "O_DSYNC" { SyncMode::ODsync } else { SyncMode::None };
-    let Ok(f) = fs.open("raw.log", OpenOptions::create().truncate(true).sync(sync)) else {
-        return json!({ "error": "open" });
-    };
+    let f = fs
+        .open("raw.log", OpenOptions::create().truncate(true).sync(sync))
+        .map_err(|e| e.to_string())?;
     let record = vec![7u8; value_bytes + 38];
     let mut lat = Vec::with_capacity(n as usize);
     let start = Instant::now();
     for i in 0..u64::from(n) {
         let t = Instant::now();
-        let _ = f.write_all_at(&record, i * record.len() as u64);
-        let _ = match mode {
+        f.write_all_at(&record, i * record.len() as u64).map_err(|e| e.to_string())?;
+        match mode {
             "append+fdatasync" => f.sync_data(),
             "append+fsync" => f.sync_all(),
             _ => Ok(()),
-        };
+        }
+        .map_err(|e| e.to_string())?;
         lat.push(t.elapsed());
     }
-    let secs = start.elapsed().as_secs_f64();
-    json!({ "ops": n, "per_sec": (f64::from(n) / secs).round(), "latency": percentiles(lat) })
+    Ok((f64::from(n) / start.elapsed().as_secs_f64(), lat))
 }
 
-/// The engine on the real disk: puts/s and put latency.
-fn engine_loop(dir: &Path, st: &Strategy, n: u32, value_bytes: usize) -> Value {
+/// The engine in a fresh `dir` on the real disk: puts/s and put latency.
+fn engine_loop(dir: &Path, st: &Strategy, n: u32, value_bytes: usize) -> Timed {
+    let _ = std::fs::remove_dir_all(dir);
     let config = Config::new(st.strategy).sync_call(st.call).max_file_bytes(1 << 30);
-    let open = RealFs::create(dir)
+    let db = RealFs::create(dir)
         .map_err(|e| e.to_string())
-        .and_then(|fs| Engine::open(fs, config).map_err(|e| e.to_string()));
-    let db = match open {
-        Ok(db) => db,
-        Err(e) => return json!({ "error": e }),
-    };
+        .and_then(|fs| Engine::open(fs, config).map_err(|e| e.to_string()))?;
     let runner = engine::runner::Background::start(db, Duration::from_millis(1));
     let value = vec![b'v'; value_bytes];
     let mut lat = Vec::with_capacity(n as usize);
     let start = Instant::now();
     for i in 0..n {
         let t = Instant::now();
-        let _ = runner.engine().put(format!("key{i:08}").as_bytes(), &value);
+        runner.engine().put(format!("key{i:08}").as_bytes(), &value).map_err(|e| e.to_string())?;
         lat.push(t.elapsed());
     }
-    let secs = start.elapsed().as_secs_f64();
-    let _ = runner.finish();
-    json!({ "ops": n, "per_sec": (f64::from(n) / secs).round(), "latency": percentiles(lat) })
+    let per_sec = f64::from(n) / start.elapsed().as_secs_f64();
+    runner.finish().map_err(|e| e.to_string())?;
+    Ok((per_sec, lat))
 }
 
-/// Real-disk measurements: raw syscall baselines and every strategy, 100 B and 4 KiB values.
+/// The runs of one loop as the report shows them: the median ops/s with min and max, each run's
+/// figure, and latency percentiles over every operation of every run.
+fn summarize(runs: Vec<Timed>) -> Value {
+    let mut rates = Vec::new();
+    let mut lat = Vec::new();
+    for run in runs {
+        match run {
+            Ok((per_sec, l)) => {
+                rates.push(per_sec.round());
+                lat.extend(l);
+            }
+            Err(e) => return json!({ "error": e }),
+        }
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    json!({
+        "per_sec": sorted.get(sorted.len() / 2),
+        "per_sec_min": sorted.first(),
+        "per_sec_max": sorted.last(),
+        "per_sec_runs": rates,
+        "latency": percentiles(lat),
+    })
+}
+
+/// Real-disk measurements in `root`: raw syscall baselines and every strategy, 100 B and 4 KiB
+/// values, each run `DISK_RUNS` times, the loops interleaved so a slow spell of the disk falls on
+/// all of them alike.
 fn real_disk(root: &Path, quick: bool) -> Value {
     let _ = std::fs::remove_dir_all(root);
     let _ = std::fs::create_dir_all(root);
-    let (synced, free) = if quick { (300, 3_000) } else { (2_000, 20_000) };
+    let (synced, free) = if quick { (200, 2_000) } else { (1_000, 20_000) };
+    const RAW: [&str; 4] = ["append+fdatasync", "append+fsync", "O_DSYNC", "append, no sync"];
     let mut sizes = Vec::new();
     for value_bytes in [100usize, 4096] {
-        let mut raw = serde_json::Map::new();
-        for mode in ["append+fdatasync", "append+fsync", "O_DSYNC", "append, no sync"] {
-            let n = if mode == "append, no sync" { free } else { synced };
-            raw.insert(
-                mode.into(),
-                raw_loop(&root.join(format!("raw-{value_bytes}")), n, value_bytes, mode),
-            );
+        let mut raw: Vec<Vec<Timed>> = RAW.iter().map(|_| Vec::new()).collect();
+        let mut engine: Vec<Vec<Timed>> = strategies().iter().map(|_| Vec::new()).collect();
+        for _ in 0..DISK_RUNS {
+            for (mode, runs) in RAW.iter().zip(&mut raw) {
+                let n = if *mode == "append, no sync" { free } else { synced };
+                runs.push(raw_loop(&root.join(format!("raw-{value_bytes}")), n, value_bytes, mode));
+            }
+            for ((i, st), runs) in strategies().iter().enumerate().zip(&mut engine) {
+                let n = if st.strategy == SyncStrategy::OSync { synced } else { free };
+                let dir = root.join(format!("engine-{value_bytes}-{i}"));
+                runs.push(engine_loop(&dir, st, n, value_bytes));
+            }
         }
-        let mut engine = serde_json::Map::new();
-        for (i, st) in strategies().iter().enumerate() {
-            let n = if st.strategy == SyncStrategy::OSync { synced } else { free };
-            engine.insert(
-                st.name.into(),
-                engine_loop(&root.join(format!("engine-{value_bytes}-{i}")), st, n, value_bytes),
-            );
-        }
+        let raw: serde_json::Map<String, Value> =
+            RAW.iter().zip(raw).map(|(m, runs)| (m.to_string(), summarize(runs))).collect();
+        let engine: serde_json::Map<String, Value> = strategies()
+            .iter()
+            .zip(engine)
+            .map(|(st, runs)| (st.name.to_string(), summarize(runs)))
+            .collect();
         sizes.push(json!({ "value_bytes": value_bytes, "raw": raw, "engine": engine }));
     }
-    let fstype = fs_type(root);
+    let (mount, fstype, options) = mount_of(root);
     let _ = std::fs::remove_dir_all(root);
-    json!({ "dir": root.display().to_string(), "filesystem": fstype, "sizes": sizes })
+    json!({
+        "dir": root.parent().unwrap_or(root).display().to_string(),
+        "filesystem": fstype,
+        "mount_point": mount,
+        "mount_options": options,
+        "runs": DISK_RUNS,
+        "sizes": sizes,
+    })
 }
 
 /// Engine o_sync puts/s of 100-byte values on `vfs`.
@@ -545,6 +588,72 @@ fn num(v: &Value) -> String {
     }
 }
 
+/// The report's answers, in sentences with numbers: fdatasync against fsync on this disk (with
+/// the spread of the runs), the most `interval 1s` lost, and what `none` loses to a power cut
+/// and to kill -9.
+fn summary(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let disk = &doc["real_disk"];
+    if let Some(size) = disk["sizes"].as_array().and_then(|s| s.first()) {
+        let runs = |mode: &str| -> Vec<f64> {
+            size["raw"][mode]["per_sec_runs"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let (fdatasync, fsync) = (runs("append+fdatasync"), runs("append+fsync"));
+        let mut ratios: Vec<f64> =
+            fdatasync.iter().zip(&fsync).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+        ratios.sort_by(f64::total_cmp);
+        if let (Some(lo), Some(hi)) = (ratios.first(), ratios.last()) {
+            let mid = ratios[ratios.len() / 2];
+            out.push(format!(
+                "On this disk ({} at {}), appending {}-byte records with fdatasync after each ran {} per second and with fsync {} (medians of {} runs): fdatasync is {mid:.2}x as fast as fsync, {lo:.2}x to {hi:.2}x run by run{}.",
+                num(&disk["filesystem"]),
+                num(&disk["mount_point"]),
+                num(&size["value_bytes"]),
+                num(&size["raw"]["append+fdatasync"]["per_sec"]),
+                num(&size["raw"]["append+fsync"]["per_sec"]),
+                ratios.len(),
+                if *lo < 1.0 && *hi > 1.0 { ": no reliable difference here" } else { "" }
+            ));
+        }
+    }
+    let rows: Vec<&Value> = doc["simulated"]["rows"].as_array().into_iter().flatten().collect();
+    let find = |strategy: &str, profile: &str, crash: &str| {
+        rows.iter()
+            .find(|r| r["strategy"] == strategy && r["profile"] == profile && r["crash"] == crash)
+    };
+    let seeds = num(&doc["simulated"]["seeds_per_row"]);
+    if let (Some(p), Some(e)) = (
+        find("interval 1s", "posix", "power cut"),
+        find("interval 1s", "ext4-ordered", "power cut"),
+    ) {
+        out.push(format!(
+            "interval 1s: the most acknowledged writes one power cut took was {} on posix and {} on ext4-ordered ({seeds} seeds each, ~10 writes a second), the oldest of them {:.0} ms and {:.0} ms old, within its promised 1 s.",
+            num(&p["acked_lost_max"]),
+            num(&e["acked_lost_max"]),
+            p["loss_window_max_ms"].as_f64().unwrap_or(f64::NAN),
+            e["loss_window_max_ms"].as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    if let (Some(p), Some(e), Some(kp), Some(ke)) = (
+        find("none", "posix", "power cut"),
+        find("none", "ext4-ordered", "power cut"),
+        find("none", "posix", "kill -9"),
+        find("none", "ext4-ordered", "kill -9"),
+    ) {
+        out.push(format!(
+            "none: a power cut took up to {} acknowledged writes on posix (nothing promises they ever reach the disk) and up to {} on ext4-ordered (writeback within ~40 s); kill -9 took {} and {}, since the page cache survives a process crash.",
+            num(&p["acked_lost_max"]),
+            num(&e["acked_lost_max"]),
+            num(&kp["acked_lost_max"]),
+            num(&ke["acked_lost_max"])
+        ));
+    }
+    out
+}
+
 /// The Markdown report.
 pub fn markdown(doc: &Value) -> String {
     let mut m = String::from("# powercut durability report\n\nGenerated by `powercut report`");
@@ -553,11 +662,24 @@ pub fn markdown(doc: &Value) -> String {
     }
     m.push_str(". Simulated sections are deterministic; measured sections are from the machine that ran it.\n\n");
     let disk = &doc["real_disk"];
-    let _ = writeln!(m, "## Real disk: {} ({})\n", num(&disk["filesystem"]), num(&disk["dir"]));
+    m.push_str("## Summary\n\n");
+    for line in summary(doc) {
+        let _ = writeln!(m, "- {line}");
+    }
+    m.push('\n');
+    let _ = writeln!(
+        m,
+        "## Real disk: {} at {} ({}), mounted {}\n\nEach figure is the median of {} runs, the loops interleaved, with the slowest and fastest run beside it; latencies are over every operation of every run.\n",
+        num(&disk["filesystem"]),
+        num(&disk["mount_point"]),
+        num(&disk["dir"]),
+        num(&disk["mount_options"]),
+        num(&disk["runs"])
+    );
     for size in disk["sizes"].as_array().into_iter().flatten() {
         let _ = writeln!(
             m,
-            "### {}-byte values\n\n| | puts/s | p50 us | p99 us | p99.9 us | vs raw append+fdatasync |\n|---|---:|---:|---:|---:|---:|",
+            "### {}-byte values\n\n| | puts/s (median) | min–max | p50 us | p99 us | p99.9 us | vs raw append+fdatasync |\n|---|---:|---:|---:|---:|---:|---:|",
             num(&size["value_bytes"])
         );
         let base = size["raw"]["append+fdatasync"]["per_sec"].as_f64().unwrap_or(1.0);
@@ -566,8 +688,10 @@ pub fn markdown(doc: &Value) -> String {
             let ratio = v["per_sec"].as_f64().map_or("-".into(), |p| format!("{:.2}x", p / base));
             let _ = writeln!(
                 m,
-                "| {name} | {} | {} | {} | {} | {ratio} |",
+                "| {name} | {} | {}–{} | {} | {} | {} | {ratio} |",
                 num(&v["per_sec"]),
+                num(&v["per_sec_min"]),
+                num(&v["per_sec_max"]),
                 num(&l["p50_us"]),
                 num(&l["p99_us"]),
                 num(&l["p999_us"])
@@ -689,11 +813,57 @@ mod tests {
         let doc = json!({ "quick": true, "simulated": { "rows": a, "seeds_per_row": 2, "workload": "w" }, "picture": [], "bugs": [], "speed": {}, "real_disk": { "sizes": [] } });
         let md = markdown(&doc);
         assert!(md.contains("| interval 1s | posix | power cut |"), "{md}");
+        // The summary answers from the rows.
+        assert!(
+            md.contains("- interval 1s: the most acknowledged writes one power cut took"),
+            "{md}"
+        );
+        assert!(md.contains("- none: a power cut took up to "), "{md}");
+        assert!(md.contains("kill -9 took 0 and 0"), "{md}");
         let html = crate::report_html::html(&doc);
         assert!(
             html.starts_with("<!DOCTYPE html>")
                 && html.contains("<svg")
                 && html.contains("<table>")
+        );
+    }
+
+    #[test]
+    fn the_summary_states_fdatasync_against_fsync_with_its_spread() {
+        let raw = |runs: [f64; 5]| {
+            let mut sorted = runs;
+            sorted.sort_by(f64::total_cmp);
+            json!({ "per_sec": sorted[2], "per_sec_runs": runs })
+        };
+        let doc = json!({
+            "real_disk": { "filesystem": "ext4", "mount_point": "/", "sizes": [{
+                "value_bytes": 100,
+                "raw": {
+                    "append+fdatasync": raw([2000.0, 2100.0, 1900.0, 2050.0, 2000.0]),
+                    "append+fsync": raw([1000.0, 1000.0, 1000.0, 1000.0, 1000.0]),
+                },
+            }]},
+        });
+        let lines = summary(&doc);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("fdatasync is 2.00x as fast as fsync, 1.90x to 2.10x run by run."),
+            "{}",
+            lines[0]
+        );
+        let mixed = json!({
+            "real_disk": { "filesystem": "ext4", "mount_point": "/", "sizes": [{
+                "value_bytes": 100,
+                "raw": {
+                    "append+fdatasync": raw([900.0, 1100.0, 1000.0, 1000.0, 1000.0]),
+                    "append+fsync": raw([1000.0, 1000.0, 1000.0, 1000.0, 1000.0]),
+                },
+            }]},
+        });
+        assert!(
+            summary(&mixed)[0].ends_with("no reliable difference here."),
+            "{:?}",
+            summary(&mixed)
         );
     }
 }

@@ -10,6 +10,7 @@ mod cli;
 mod contract;
 mod determinism;
 mod external;
+mod readme;
 mod scenario_fields;
 mod wal;
 mod wal_subject;

@@ -468,6 +468,11 @@ fn check_output_path(flag: &str, path: &Option<PathBuf>) -> Result<(), BadInput>
     writable_dir(p.parent().unwrap_or(Path::new("."))).map_err(bad)
 }
 
+/// [`check_output_path`] for other commands: the error as text.
+pub(crate) fn check_output(flag: &str, path: &Option<PathBuf>) -> Result<(), String> {
+    check_output_path(flag, path).map_err(|BadInput(e)| e)
+}
+
 /// Check that `dir` can hold failure files, and remove the failure files an earlier run left
 /// there (`<scenario>-seed-<n>.json`; nothing else), so it holds only this run's. A missing
 /// directory is made when the first failure is written.

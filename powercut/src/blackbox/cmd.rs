@@ -179,6 +179,7 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<bool, String> {
     if args.budget == 0 {
         return Err("--budget 0: nothing would be checked".into());
     }
+    crate::cli::check_output("--json", &args.json)?;
     if args.generations == 0 {
         return Err("--generations 0: generation 1 is the traced run; give 1 or more".into());
     }

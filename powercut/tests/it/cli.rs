@@ -635,3 +635,28 @@ fn completions_man_page_and_exit_codes_in_help() {
         text(&help)
     );
 }
+
+/// A share that runs no seed says so, rather than passing as if it had checked something.
+#[test]
+fn a_share_with_no_seed_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f").display().to_string();
+    let o = powercut(&[
+        "run",
+        "o_sync-posix",
+        "--seeds",
+        "0..2",
+        "--partition",
+        "4/4",
+        "--failures",
+        &f,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("scenario o_sync-posix: no seed to run in this share (0..2, partition 4/4)"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("PASS bitcask: 1 scenarios, 0 seeds"), "{}", text(&o));
+}

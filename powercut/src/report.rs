@@ -85,6 +85,7 @@ fn scenario(st: &Strategy, profile: &Profile, kind: CrashKind, seeds: u64) -> Sc
             profile: profile.clone(),
             crash,
             crash_points: CrashPoints::Random,
+            points_per_seed: None,
             states: States::Sampled { per_point: 2 },
             crashes_during_recovery: 0,
             after_recovery_writes: 0,
@@ -415,8 +416,23 @@ fn bare_crash_loop_here(seeds: u64) -> f64 {
     seeds as f64 / start.elapsed().as_secs_f64()
 }
 
+/// States/s of each default scenario on one core, every check on, over at most `cap` of its
+/// seeds: (name, states/s).
+pub fn default_suite_speed(cap: u64) -> Vec<(String, f64)> {
+    on_one_thread(|| {
+        crate::scenarios::default()
+            .into_iter()
+            .filter_map(|s| {
+                let config = spec_for(&s, &[]).ok()?;
+                let r = run_scenario::<Bitcask>(&s, &config, 0..s.seeds.min(cap), &|_| {});
+                Some((s.name.clone(), r.per_sec()))
+            })
+            .collect()
+    })
+}
+
 /// throughput-1k crash scenarios/s on one core, every check on, three ways: as the scenario is
-/// written (sampled: one crash point per seed, so a workload run per scenario) over `seeds`
+/// written (64 random crash points per seed, sharing one run of the workload) over `seeds`
 /// seeds; with prefix reuse (a crash point at every operation of one run) over `seeds / 200`;
 /// and exhaustive (every distinct state up to 64 at one point) over `seeds / 4`. A speed is only
 /// worth stating when the built-in engine passes: a violation is an error naming the mode.
@@ -451,6 +467,10 @@ fn speed(quick: bool) -> Value {
     let modes = t1k.and_then(|s| throughput_1k(&s, seeds)).ok();
     let per_sec = modes.map(|m| m[0].round());
     let bare = bare_crash_loop(if quick { 300 } else { 2_000 }).round();
+    let suite: serde_json::Map<String, Value> = default_suite_speed(if quick { 10 } else { 200 })
+        .into_iter()
+        .map(|(name, rate)| (name, json!(rate.round())))
+        .collect();
     let (mem, sim) = (puts(MemFs::new()), puts(SimFs::with_profile(Profile::posix())));
     json!({
         "throughput_1k_scenarios_per_sec_per_core": per_sec,
@@ -458,6 +478,7 @@ fn speed(quick: bool) -> Value {
         "throughput_1k_exhaustive_per_sec_per_core": modes.map(|m| m[2].round()),
         "bare_crash_loop_per_sec_per_core": bare,
         "checked_share_of_bare": per_sec.map(|p| (p / bare * 100.0).round() / 100.0),
+        "default_suite_states_per_sec_per_core": suite,
         "engine_o_sync_puts_per_sec_memfs": mem.round(),
         "engine_o_sync_puts_per_sec_simfs": sim.round(),
         "simfs_overhead_ratio": ((mem / sim) * 100.0).round() / 100.0,
@@ -741,7 +762,7 @@ pub fn markdown(doc: &Value) -> String {
     let s = &doc["speed"];
     let _ = writeln!(
         m,
-        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on, as the scenario is written: one crash point per seed, so a workload run per scenario (target 5000)\n- the same scenario with prefix reuse (a crash point at every operation of one run): {}/s; exhaustive (every distinct state up to 64 at one point per seed): {}/s\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; the sampled run is {} of it\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
+        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on, as the scenario is written: 64 random crash points per seed, sharing one run of the workload (target: at least the bare loop)\n- the same scenario with prefix reuse (a crash point at every operation of one run): {}/s; exhaustive (every distinct state up to 64 at each of its points): {}/s (target: at least the bare loop)\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; throughput-1k as written is {} of it\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
         num(&s["throughput_1k_scenarios_per_sec_per_core"]),
         num(&s["throughput_1k_prefix_reuse_per_sec_per_core"]),
         num(&s["throughput_1k_exhaustive_per_sec_per_core"]),
@@ -751,6 +772,15 @@ pub fn markdown(doc: &Value) -> String {
         num(&s["engine_o_sync_puts_per_sec_simfs"]),
         num(&s["simfs_overhead_ratio"])
     );
+    if let Some(suite) = s["default_suite_states_per_sec_per_core"].as_object() {
+        m.push_str("Each default scenario, crash states/s on one core, every check on (the bare loop above is the floor a check-free run would reach):\n\n| scenario | states/s | vs bare loop |\n|---|---:|---:|\n");
+        let bare = s["bare_crash_loop_per_sec_per_core"].as_f64().unwrap_or(f64::NAN);
+        for (name, rate) in suite {
+            let ratio = rate.as_f64().map_or("-".into(), |r| format!("{:.2}x", r / bare));
+            let _ = writeln!(m, "| {name} | {} | {ratio} |", num(rate));
+        }
+        m.push('\n');
+    }
     let b = &doc["blackbox_speed"];
     match b["skipped"].as_str() {
         Some(why) => {

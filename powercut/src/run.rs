@@ -265,11 +265,20 @@ pub fn rules(scenario: &Scenario) -> Rules {
     Rules { slack, writeback }
 }
 
-/// The reservoir of a `random` run: armed for the one workload operation the seed cut during.
+/// The reservoir of a `random` run: armed for each workload operation the seed takes a crash
+/// point in (`seen`: its filesystem operations so far).
 #[derive(Default)]
 struct Reservoir {
     armed: std::cell::Cell<bool>,
     seen: std::cell::Cell<u64>,
+}
+
+impl Reservoir {
+    /// Start a chosen operation's reservoir.
+    fn arm(&self) {
+        self.armed.set(true);
+        self.seen.set(0);
+    }
 }
 
 fn capture_policy(
@@ -288,10 +297,16 @@ fn capture_policy(
             CrashPoints::AtSyncPoints => Capture::Skip,
             CrashPoints::Random if !reservoir.armed.get() => Capture::Skip,
             CrashPoints::Random => {
-                // Reservoir sampling of one point over the operations of the chosen segment.
+                // Reservoir sampling of one point over the operations of the chosen segment: its
+                // first operation is kept beside the earlier segments' points, a later one
+                // replaces it with probability 1/seen.
                 let seen = reservoir.seen.get() + 1;
                 reservoir.seen.set(seen);
-                if rng.random_range(0..seen) == 0 { Capture::Replace } else { Capture::Skip }
+                match rng.random_range(0..seen) {
+                    0 if seen == 1 => Capture::Keep,
+                    0 => Capture::Replace,
+                    _ => Capture::Skip,
+                }
             }
         }
     }
@@ -305,9 +320,10 @@ fn live<S: Subject>(
     focus: &Focus,
 ) -> Live {
     let mode = scenario.faults.crash_points;
-    // A `random` seed cuts the power during one workload operation (or the idle tail), chosen
-    // uniformly, at one of its filesystem operations (ticks before it included), chosen uniformly;
-    // nothing after that operation runs, as nothing would after a real power cut.
+    // A `random` seed takes a crash point during each of `points_per_seed` workload operations
+    // (or the idle tail), chosen uniformly, at one of its filesystem operations (ticks before it
+    // included), chosen uniformly; the points share the run up to them, and nothing after the
+    // last runs.
     let random = mode == CrashPoints::Random && !focus.targeted();
     // The one crash point of a targeted run; an anchored one is resolved as the run reaches it.
     let target: Rc<Cell<Option<u64>>> = Rc::new(Cell::new(focus.crash_op));
@@ -318,7 +334,15 @@ fn live<S: Subject>(
         keep.iter().filter_map(|&i| full.get(i as usize).map(|p| (i, *p))).collect()
     });
     let planned = picked.as_ref().map_or(scenario.workload.ops as usize, Vec::len);
-    let segment = random.then(|| streams.points.random_range(0..=planned));
+    // The workload operations (steps; `planned` is the idle tail) the seed takes a point in.
+    let mut segments = BTreeSet::new();
+    if random {
+        let k = (scenario.faults.points_per_seed() as usize).min(planned + 1);
+        while segments.len() < k {
+            segments.insert(streams.points.random_range(0..=planned));
+        }
+    }
+    let last_segment = segments.last().copied();
     let plan: Box<dyn Iterator<Item = (u32, workload::Planned)>> = match picked {
         Some(picked) => Box::new(picked.into_iter()),
         None => {
@@ -391,10 +415,18 @@ fn live<S: Subject>(
     let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
     for (step, (gap, planned)) in ops_iter.chain(std::iter::once(tail)).enumerate() {
         let Some(s) = subject.as_mut() else { break };
-        if segment == Some(step) {
-            reservoir.armed.set(true);
-        } else if reservoir.seen.get() > 0 || target.get().is_some_and(|k| k <= fs.op_count()) {
-            break; // the power is already cut: nothing later runs
+        // A chosen operation with no filesystem operation passes its point on to the next.
+        let passed_on = reservoir.armed.get() && reservoir.seen.get() == 0;
+        if segments.contains(&step) {
+            if !passed_on {
+                reservoir.arm();
+            }
+        } else if !passed_on {
+            reservoir.armed.set(false);
+        }
+        let cut = !reservoir.armed.get() && last_segment.is_some_and(|l| step > l);
+        if cut || target.get().is_some_and(|k| k <= fs.op_count()) {
+            break; // the power is already cut at the last point: nothing later runs
         }
         ran_tail = planned.is_none();
         let arrival = fs_now(&fs) + gap;
@@ -495,18 +527,20 @@ fn live<S: Subject>(
     if focus.detail {
         out.trace = fs.trace();
     }
+    let seen = reservoir.seen.get();
     let end_chosen = match (focus.targeted(), mode) {
         (true, _) => target.get() == Some(out.ops + 1),
-        (false, CrashPoints::Random) if reservoir.seen.get() > 0 => {
-            // The end of the run is one more candidate when the reservoir reached the tail (a
-            // chosen operation without filesystem operations passes it on to the next).
-            ran_tail && streams.points.random_range(0..=reservoir.seen.get()) == 0
+        // The end of the run is one more candidate of the segment that reached the tail (a
+        // chosen operation without filesystem operations passes it on to the next).
+        (false, CrashPoints::Random) if !reservoir.armed.get() => out.points.is_empty(),
+        (false, CrashPoints::Random) if seen > 0 => {
+            ran_tail && streams.points.random_range(0..=seen) == 0
         }
         (false, _) => true,
     };
     if end_chosen {
-        if mode == CrashPoints::Random && !focus.targeted() {
-            out.points.clear();
+        if mode == CrashPoints::Random && !focus.targeted() && seen > 0 {
+            out.points.pop(); // the last segment's point, replaced by the end
         }
         out.points.push(fs.crash_point_now());
     }

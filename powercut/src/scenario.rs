@@ -118,9 +118,9 @@ fn is_default_batch_ops(r: &Range) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CrashPoints {
-    /// One per seed: a power cut during one workload operation (or the idle tail and the end of
-    /// the run), chosen uniformly, at one of its filesystem operations, chosen uniformly. The run
-    /// stops after that operation.
+    /// `faults.points_per_seed` per seed, from one run: a crash during each of that many distinct
+    /// workload operations (or the idle tail and the end of the run), chosen uniformly, at one of
+    /// its filesystem operations, chosen uniformly. The run stops after the last of them.
     Random,
     /// Every operation, and the end of the run.
     EveryOp,
@@ -168,6 +168,12 @@ pub struct Faults {
     pub crash: CrashKinds,
     /// Where crash points are taken.
     pub crash_points: CrashPoints,
+    /// With `random` crash points: how many points one run of the workload yields (K distinct
+    /// workload operations drawn per seed, a point in each; the run stops after the last). The
+    /// points share the run up to them, so K of them cost about one run. Default:
+    /// [`Faults::DEFAULT_POINTS_PER_SEED`]; refused with the other crash-point modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_per_seed: Option<u32>,
     /// How crash states are chosen at each crash point.
     pub states: States,
     /// After recovering, cut the power during (or right after) a recovery of the same image, and
@@ -228,6 +234,17 @@ pub struct Faults {
     /// Virtual time between `tick`s, in milliseconds.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+}
+
+impl Faults {
+    /// Crash points a `random` seed takes from one run of its workload when the scenario does
+    /// not say: chosen by measurement (see ARCHITECTURE.md).
+    pub const DEFAULT_POINTS_PER_SEED: u32 = 8;
+
+    /// The crash points a `random` seed takes.
+    pub fn points_per_seed(&self) -> u32 {
+        self.points_per_seed.unwrap_or(Self::DEFAULT_POINTS_PER_SEED)
+    }
 }
 
 fn default_tick_ms() -> u64 {
@@ -348,6 +365,15 @@ impl Scenario {
                 return field("faults.states.budget", "must be positive");
             }
             _ => {}
+        }
+        if f.points_per_seed.is_some_and(|k| !(1..=64).contains(&k)) {
+            return field("faults.points_per_seed", "1 to 64");
+        }
+        if f.points_per_seed.is_some() && f.crash_points != CrashPoints::Random {
+            return field(
+                "faults.points_per_seed",
+                "only with crash_points random (every-op and at-sync-points take every point)",
+            );
         }
         if !(1..=8).contains(&f.generations) {
             return field("faults.generations", "1 to 8 (1: the workload's run alone)");

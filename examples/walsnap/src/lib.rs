@@ -274,6 +274,13 @@ impl<V: Vfs> WalSnap<V> {
         &self.notes
     }
 
+    /// What recovery dropped although it may have been durable: the bytes of each log from its
+    /// first invalid record on. After a crash that is a torn tail; after a bit flipped on the
+    /// disk it may be records written after the damage, and the caller should know.
+    pub fn recovery_dropped(&self) -> Vec<String> {
+        self.notes.iter().filter(|n| n.ends_with("are no valid record")).cloned().collect()
+    }
+
     fn append(&mut self, key: &[u8], value: Option<&[u8]>) -> io::Result<u64> {
         if self.wal_failed {
             self.snapshot()?; // the failed log's tail is unknown: move to a fresh one first

@@ -57,4 +57,8 @@ impl powercut::Subject for Subject {
     fn recovery_notes(&self) -> Vec<String> {
         self.engine.recovery_notes().to_vec()
     }
+
+    fn recovery_dropped(&self) -> Vec<String> {
+        self.engine.recovery_dropped()
+    }
 }

@@ -64,6 +64,9 @@ fn main() {
         "  exhaustive, up to 64 states at a point   {explored:>10.0}   ({:.2}x the bare loop; target 1.0)",
         explored / bare
     );
+    println!(
+        "  turmoil-fs on the same workload: cargo bench --manifest-path bench/turmoil/Cargo.toml"
+    );
     println!("\ndefault suite, crash states/s per core (every check on, up to 200 seeds each):");
     for (name, rate) in powercut::report::default_suite_speed(200) {
         println!("  {name:<32} {rate:>10.0}   ({:.2}x the bare loop)", rate / bare);

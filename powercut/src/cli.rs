@@ -473,10 +473,11 @@ pub(crate) fn check_output(flag: &str, path: &Option<PathBuf>) -> Result<(), Str
     check_output_path(flag, path).map_err(|BadInput(e)| e)
 }
 
-/// Check that `dir` can hold failure files, and remove the failure files an earlier run left
-/// there (`<scenario>-seed-<n>.json`; nothing else), so it holds only this run's. A missing
+/// Check that `dir` can hold failure files, and remove the failure files an earlier run of
+/// these scenarios left there (`<scenario>-seed-<n>.json`; nothing else), so it holds only
+/// this run's failures of them. A missing
 /// directory is made when the first failure is written.
-fn prepare_failures_dir(dir: &Path) -> Result<(), BadInput> {
+fn prepare_failures_dir(dir: &Path, scenarios: &[&str]) -> Result<(), BadInput> {
     let bad = |why: String| BadInput(format!("--failures {}: {why}", dir.display()));
     writable_dir(dir).map_err(bad)?;
     if !dir.exists() {
@@ -485,10 +486,9 @@ fn prepare_failures_dir(dir: &Path) -> Result<(), BadInput> {
     for entry in std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read: {e}")))? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name
-            .strip_suffix(".json")
-            .and_then(|n| n.rsplit_once("-seed-"))
-            .is_some_and(|(scenario, seed)| !scenario.is_empty() && seed.parse::<u64>().is_ok());
+        let stale = name.strip_suffix(".json").and_then(|n| n.rsplit_once("-seed-")).is_some_and(
+            |(scenario, seed)| scenarios.contains(&scenario) && seed.parse::<u64>().is_ok(),
+        );
         if stale && entry.path().is_file() {
             std::fs::remove_file(entry.path())
                 .map_err(|e| bad(format!("cannot remove the earlier run's {name}: {e}")))?;
@@ -665,7 +665,8 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     let started = std::time::Instant::now();
     let threads = thread_count(args.jobs)?;
     let jobs = prepare(ctx, &args)?;
-    prepare_failures_dir(&args.failures)?;
+    let names: Vec<&str> = jobs.iter().map(|j| j.scenario.name.as_str()).collect();
+    prepare_failures_dir(&args.failures, &names)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -810,6 +811,9 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     let mut doc = to_json(&results);
     attach_commands(&mut doc, &commands);
     doc["run"] = run_metadata(ctx, &args, &jobs);
+    if args.check_determinism {
+        doc["nondeterministic"] = json!(nondeterministic);
+    }
     println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
     let failed = failures > 0 || !nondeterministic.is_empty();
     println!(
@@ -1050,6 +1054,17 @@ fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
         }
     }
     attach_commands(&mut doc, &commands);
+    // A share that failed --check-determinism fails the merge too.
+    let nondeterministic: Vec<Value> = docs
+        .iter()
+        .flat_map(|(_, d)| d["nondeterministic"].as_array().cloned().unwrap_or_default())
+        .collect();
+    for n in &nondeterministic {
+        println!("NONDETERMINISTIC: {} gave different outcomes on two runs", num_text(n));
+    }
+    if docs.iter().any(|(_, d)| d.get("nondeterministic").is_some()) {
+        doc["nondeterministic"] = json!(nondeterministic);
+    }
     doc["run"] = run;
     doc["merged_from"] = json!(docs.len());
     if !missing.is_empty() {
@@ -1057,7 +1072,7 @@ fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
     }
     println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
     let subject = doc["run"]["subject"].as_str().unwrap_or("subject").to_string();
-    let mut line = verdict(&subject, &results, 0, 0.0);
+    let mut line = verdict(&subject, &results, nondeterministic.len(), 0.0);
     line.truncate(line.rfind(", ").unwrap_or(line.len()));
     match missing.is_empty() {
         true => println!("{line} (merged from {} results)", docs.len()),
@@ -1071,7 +1086,12 @@ fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
     if let Some(path) = &args.json {
         write_file(path, &(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
     }
-    Ok(results.iter().any(|r| r.violations() > 0))
+    Ok(results.iter().any(|r| r.violations() > 0) || !nondeterministic.is_empty())
+}
+
+/// A JSON string's text, or the value as JSON.
+fn num_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), String::from)
 }
 
 /// Check that `docs` are shares of one run: the same powercut version, subject, bug switches

@@ -378,6 +378,13 @@ impl Scenario {
         if !(1..=8).contains(&f.generations) {
             return field("faults.generations", "1 to 8 (1: the workload's run alone)");
         }
+        if f.generations > 1 && f.after_recovery_writes > 0 {
+            return field(
+                "faults.generations",
+                "cannot be combined with after_recovery_writes yet (generation 2 makes its own \
+                 writes; set after_recovery_writes to 0)",
+            );
+        }
         if f.generation_writes > 10_000 {
             return field("faults.generation_writes", "at most 10000");
         }

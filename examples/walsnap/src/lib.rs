@@ -108,6 +108,8 @@ pub struct WalSnap<V: Vfs> {
     /// The number the next snapshot attempt takes (past every file number seen).
     next_number: u64,
     notes: Vec<String>,
+    /// Records recovery dropped after damage (not a torn tail).
+    dropped: Vec<String>,
 }
 
 impl<V: Vfs> fmt::Debug for WalSnap<V> {
@@ -161,6 +163,7 @@ impl<V: Vfs> WalSnap<V> {
         // 1. The newest valid snapshot. A torn or rotten one is noted and dropped (only bit rot,
         //    or the planted bug, makes one: a snapshot is synced before it is renamed into place).
         let mut notes = Vec::new();
+        let mut dropped = Vec::new();
         let (mut snap_number, mut snap_seq, mut map) = (0, 0, Map::new());
         while let Some((number, name)) = snaps.pop() {
             let file = fs.open(&name, OpenOptions::existing())?;
@@ -187,6 +190,13 @@ impl<V: Vfs> WalSnap<V> {
             if valid < bytes.len() {
                 let bad = bytes.len() - valid;
                 notes.push(format!("{name}: {bad} bytes from offset {valid} are no valid record"));
+                // A whole record after the bad one: the log was damaged, not torn at its end,
+                // and what followed the damage is dropped.
+                if (valid + 1..bytes.len()).any(|at| decode_record(&bytes[at..]).is_some()) {
+                    dropped.push(format!(
+                        "{name}: records after the invalid one at offset {valid} dropped"
+                    ));
+                }
             }
             // (Appends continue its seqs: a log whose last seq is not the newest is not reused.)
             if i + 1 == wals.len() && *number >= snap_number && (last == 0 || last == seq) {
@@ -223,6 +233,7 @@ impl<V: Vfs> WalSnap<V> {
             since_snapshot,
             next_number,
             notes,
+            dropped,
         };
         // 4. What came from the logs goes into a fresh snapshot, written from memory: after a
         //    failed fsync the page cache can show a record no later fsync will write (Linux marks
@@ -274,11 +285,10 @@ impl<V: Vfs> WalSnap<V> {
         &self.notes
     }
 
-    /// What recovery dropped although it may have been durable: the bytes of each log from its
-    /// first invalid record on. After a crash that is a torn tail; after a bit flipped on the
-    /// disk it may be records written after the damage, and the caller should know.
+    /// What recovery dropped although it may have been durable: whole records after an invalid
+    /// one in a log (damage, not the torn tail a crash leaves), which the caller should know of.
     pub fn recovery_dropped(&self) -> Vec<String> {
-        self.notes.iter().filter(|n| n.ends_with("are no valid record")).cloned().collect()
+        self.dropped.clone()
     }
 
     fn append(&mut self, key: &[u8], value: Option<&[u8]>) -> io::Result<u64> {

@@ -118,6 +118,7 @@ pub fn trace(args: TraceArgs) -> Result<bool, String> {
         fail_sync: args.fail_sync,
         quiet: None,
         cwd: None,
+        timeout: None,
     })?;
     std::fs::write(&args.out, trace.to_text())
         .map_err(|e| format!("--out {}: {e}", args.out.display()))?;

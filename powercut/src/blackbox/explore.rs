@@ -833,6 +833,10 @@ pub fn image_of(replayed: &Replayed, point: usize, crash: &Crash) -> SimFs {
     }
 }
 
+/// Names each shrinking step's state directory apart from every other (a check server that
+/// remembers a path must never meet the same path for another state).
+static SHRINK_DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Ctx<'a> {
     replayed: &'a Replayed,
     history: History,
@@ -1015,7 +1019,8 @@ impl Ctx<'_> {
                 let candidate = space.give_back(&best.0, part as &[Dropped]);
                 runs += 1;
                 let crash = Crash::Power(candidate.clone());
-                let (run, verdict) = self.check(first.point, &crash, usize::MAX - runs)?;
+                let n = SHRINK_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (run, verdict) = self.check(first.point, &crash, usize::MAX - n)?;
                 // The same failure: class, exit code and last stderr line, not just the class.
                 let same = |v: &Verdict| self.behaviour(v.class, &run) == keep;
                 if let Some(v) = verdict.filter(same) {
@@ -1155,6 +1160,8 @@ pub fn explore(
         Some(i) => groups.iter().find(|g| g.failures.contains(&i)).and_then(|g| g.shrunk.clone()),
         None => failures.first().map(|f| (f.clone(), 0)),
     };
+    drop(ctx);
+    drop(checker); // its servers' stderr files are in the scratch directory
     let _ = std::fs::remove_dir(&o.scratch);
     Ok(Exploration {
         points: replayed.points.len(),

@@ -51,6 +51,20 @@ impl Rerun {
             let path = cwd.join(arg);
             path.canonicalize().map_or(path == dir, |p| p == dir)
         };
+        // An argument naming a path inside the traced directory would make the rerun touch the
+        // original data, untraced.
+        let inside = |arg: &str| {
+            let path = cwd.join(arg);
+            let path = path.canonicalize().unwrap_or(path);
+            path != dir && path.starts_with(dir)
+        };
+        if let Some(arg) = header.command.iter().find(|a| inside(a)) {
+            return Err(format!(
+                "the traced command's argument {arg:?} is inside its directory {}: run again, \
+                 it would touch the original data; give the workload with --then 'CMD {{dir}}'",
+                header.dir
+            ));
+        }
         let argv: Vec<String> = header
             .command
             .iter()
@@ -186,10 +200,52 @@ fn run_from(
         fail_sync: None,
         quiet: Some(stderr.clone()),
         cwd: Some(rerun.cwd.clone()),
+        timeout: Some(o.timeout * 10),
     });
     let tail = std::fs::read_to_string(&stderr).unwrap_or_default();
-    let trace = trace.map_err(|e| format!("generation {generation}: {e}"))?;
-    let replayed = explore::replay(&trace, &o.profile, o.seed)?;
+    let cleanup = || {
+        let _ = std::fs::remove_dir_all(&root);
+    };
+    let trace = match trace {
+        Ok(t) => t,
+        // A workload that hangs on a recovered state is a failure of that state.
+        Err(e) if e.contains("was killed") => {
+            cleanup();
+            let header = super::Header {
+                powercut_trace: 1,
+                dir: data.display().to_string(),
+                command: rerun.argv_for(&data),
+                cwd: Some(rerun.cwd.display().to_string()),
+                ack: rerun.ack.clone(),
+                exit_code: None,
+                fail_sync: None,
+                warnings: Vec::new(),
+            };
+            let trace = Trace { header, ops: Vec::new() };
+            let replayed = explore::replay(&trace, &o.profile, o.seed)?;
+            return Ok(Run {
+                generation,
+                from,
+                trace,
+                replayed,
+                exploration: None,
+                failed_run: Some(format!(
+                    "the workload, run again on a state its check passed, hung: {e}"
+                )),
+            });
+        }
+        Err(e) => {
+            cleanup();
+            return Err(format!("generation {generation}: {e}"));
+        }
+    };
+    let replayed = match explore::replay(&trace, &o.profile, o.seed) {
+        Ok(r) => r,
+        Err(e) => {
+            cleanup();
+            return Err(e);
+        }
+    };
     if trace.header.exit_code != Some(0) {
         let _ = std::fs::remove_dir_all(&root);
         let last: Vec<&str> = tail.lines().rev().take(3).collect();
@@ -247,6 +303,9 @@ mod tests {
         let t = Rerun::of(&header, Some("prog {dir} more")).unwrap();
         assert_eq!(t.argv_for(Path::new("/s/it's")), ["sh", "-c", "prog '/s/it'\\''s' more"]);
         assert!(Rerun::of(&header, Some("prog")).unwrap_err().contains("{dir}"));
+        let inside =
+            Header { command: vec!["prog".into(), "data/wal.log".into()], ..header.clone() };
+        assert!(Rerun::of(&inside, None).unwrap_err().contains("inside its directory"));
         let elsewhere = Header { command: vec!["prog".into(), "other".into()], ..header };
         assert!(Rerun::of(&elsewhere, None).unwrap_err().contains("--then"));
     }

@@ -49,6 +49,8 @@ pub struct Recording {
     pub quiet: Option<PathBuf>,
     /// Run the program in this directory (default: the current one).
     pub cwd: Option<PathBuf>,
+    /// Kill the program (its process group) after this long, and fail (default: no limit).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Run the recording's command under strace and return its trace. The program's own stdout and
@@ -85,12 +87,38 @@ pub fn record(r: &Recording) -> Result<Trace, String> {
         let err = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(err);
     }
-    let status = cmd.status().map_err(|e| match e.kind() {
+    let spawn_error = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => {
             "strace not found: install it (Debian: apt-get install strace)".to_string()
         }
         _ => format!("strace: {e}"),
-    })?;
+    };
+    let status = match r.timeout {
+        None => cmd.status().map_err(spawn_error)?,
+        Some(limit) => {
+            use std::os::unix::process::CommandExt;
+            let mut child = cmd.process_group(0).spawn().map_err(spawn_error)?;
+            let start = std::time::Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().map_err(|e| format!("strace: {e}"))? {
+                    break status;
+                }
+                if start.elapsed() > limit {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(child.id() as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = child.wait();
+                    let _ = std::fs::remove_file(&log);
+                    return Err(format!(
+                        "the program ran past {} s and was killed",
+                        limit.as_secs_f64()
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    };
     let text = std::fs::read_to_string(&log);
     let _ = std::fs::remove_file(&log);
     let text = text.map_err(|e| format!("strace's output {}: {e}", log.display()))?;

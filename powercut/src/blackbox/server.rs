@@ -99,7 +99,22 @@ impl Servers {
         }
         let idle = self.idle.lock().map_err(|_| "a check thread panicked".to_string())?.pop();
         let mut server = match idle {
-            Some(s) => s,
+            Some(mut s) => match s.idle_state() {
+                Idle::Ready => s,
+                // It died (or closed its stdout) after its last answer: not this state's doing.
+                Idle::Gone => {
+                    s.stop();
+                    self.start()?
+                }
+                Idle::Stray(bytes) => {
+                    s.stop();
+                    return Err(format!(
+                        "the check server wrote more than one line for one state (then {}): \
+                         answers could no longer be matched to states",
+                        preview(&bytes)
+                    ));
+                }
+            },
             None => self.start()?,
         };
         let from = std::fs::metadata(&server.stderr).map_or(0, |m| m.len());
@@ -112,6 +127,16 @@ impl Servers {
             protocol_error,
         };
         let out = match reply {
+            Reply::Line(line) if !server.pending.is_empty() => {
+                let extra = String::from_utf8_lossy(&server.pending).into_owned();
+                server.stop();
+                let e = format!(
+                    "the check server answered {} and then more ({}): one line per state",
+                    preview(&line),
+                    preview(&extra)
+                );
+                run(Some(0), false, String::new(), String::new(), Some(e))
+            }
             Reply::Line(line) => {
                 let answer = parse_answer(&line);
                 if let Ok(mut idle) = self.idle.lock() {
@@ -157,7 +182,39 @@ impl Drop for Servers {
     }
 }
 
+/// What an idle server is doing just before a request.
+enum Idle {
+    /// Waiting, as it should.
+    Ready,
+    /// Exited, or closed its stdout.
+    Gone,
+    /// It wrote after its last answer.
+    Stray(String),
+}
+
 impl Server {
+    /// Check an idle server before sending it a request.
+    fn idle_state(&mut self) -> Idle {
+        if !self.pending.is_empty() {
+            return Idle::Stray(String::from_utf8_lossy(&self.pending).into_owned());
+        }
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return Idle::Gone;
+        }
+        let mut fds = [nix::poll::PollFd::new(self.stdout.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, 0u16) {
+            Ok(0) => Idle::Ready,
+            Ok(_) => {
+                let mut buf = [0u8; 4096];
+                match self.stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => Idle::Gone,
+                    Ok(n) => Idle::Stray(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                }
+            }
+            Err(_) => Idle::Gone,
+        }
+    }
+
     fn ask(&mut self, path: &str, timeout: Duration) -> Reply {
         if self
             .stdin
@@ -319,6 +376,8 @@ mod tests {
             *slow) sleep 30;;
             *die) echo "dying on $d" >&2; exit 7;;
             *quiet) exit 0;;
+            *twice) printf '{"state": {}}\n{"state": {}}\n';;
+            *bye) printf '{"state": {"%s": "ok"}}\n' "${d##*/}"; exit 3;;
             *) printf '{"state": {"%s": "ok"}}\n' "${d##*/}";;
             esac; done"#;
         let servers = Servers::new(script, Duration::from_millis(300), &scratch);
@@ -341,6 +400,22 @@ mod tests {
         let d = ask("d");
         assert_eq!(d.stdout, "{\"key\":\"d\",\"value\":\"ok\"}\n");
         assert_eq!(servers.started(), 4);
+        // Two lines for one state: that state fails, and the server is replaced.
+        let twice = ask("twice");
+        assert!(
+            twice.protocol_error.as_deref().unwrap_or("").contains("and then more"),
+            "{twice:?}"
+        );
+        let e = ask("e");
+        assert_eq!(e.stdout, "{\"key\":\"e\",\"value\":\"ok\"}\n");
+        assert_eq!(servers.started(), 5);
+        // Dying after an answer is not the next state's fault.
+        let bye = ask("bye");
+        assert_eq!(bye.stdout, "{\"key\":\"bye\",\"value\":\"ok\"}\n");
+        std::thread::sleep(Duration::from_millis(100));
+        let f = ask("f");
+        assert_eq!(f.stdout, "{\"key\":\"f\",\"value\":\"ok\"}\n", "{f:?}");
+        assert_eq!(servers.started(), 6);
         drop(servers);
         let _ = std::fs::remove_dir_all(&scratch);
     }

@@ -37,6 +37,7 @@ fn trace_failing(dir: &Path, args: &[&str], fail_sync: Option<u64>) -> Trace {
         fail_sync,
         quiet: Some(dir.with_extension("stderr")),
         cwd: None,
+        timeout: None,
     })
     .unwrap_or_else(|e| panic!("{e} (is strace installed?)"))
 }
@@ -271,6 +272,7 @@ fn explore_git(
         fail_sync: None,
         quiet: Some(repo.with_extension("stderr")),
         cwd: None,
+        timeout: None,
     };
     let trace =
         record(&recording).unwrap_or_else(|e| panic!("{e} (are strace and git installed?)"));

@@ -478,6 +478,15 @@ fn merge_refuses_a_missing_share_or_a_mixed_set_and_keeps_the_commands() {
         ]
         .concat(),
     );
+    // A share that failed --check-determinism fails the merge.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&shares[3]).unwrap()).unwrap();
+    doc["nondeterministic"] = serde_json::json!(["o_sync-posix seed 3"]);
+    let flaky = out("flaky.json");
+    std::fs::write(&flaky, doc.to_string()).unwrap();
+    let o = powercut(&["merge", &shares[0], &shares[1], &shares[2], &flaky]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("NONDETERMINISTIC: o_sync-posix seed 3"), "{}", text(&o));
     assert_eq!(whole.status.code(), Some(1), "{}", text(&whole));
     assert!(text(&whole).contains("(merged from 4 results)"), "{}", text(&whole));
     let merged: serde_json::Value =
@@ -572,6 +581,7 @@ fn the_failures_directory_holds_only_this_runs_failures() {
     std::fs::create_dir(&f).unwrap();
     std::fs::write(f.join("o_sync-posix-seed-999.json"), "{}").unwrap();
     std::fs::write(f.join("notes.txt"), "mine").unwrap();
+    std::fs::write(f.join("kill-9-seed-3.json"), "{}").unwrap();
     let fs = f.display().to_string();
     let o = powercut(&[
         "run",
@@ -591,6 +601,7 @@ fn the_failures_directory_holds_only_this_runs_failures() {
         .collect();
     assert!(!names.contains(&"o_sync-posix-seed-999.json".to_string()), "{names:?}");
     assert!(names.contains(&"notes.txt".to_string()), "{names:?}");
+    assert!(names.contains(&"kill-9-seed-3.json".to_string()), "another scenario's: {names:?}");
     assert!(names.iter().any(|n| n.ends_with(".json")), "{names:?}");
     let o = powercut(&["run", "o_sync-posix", "--seeds", "0..6", "--failures", &fs]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -598,7 +609,13 @@ fn the_failures_directory_holds_only_this_runs_failures() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["notes.txt"], "a clean run leaves no failure file");
+    let mut left = left;
+    left.sort();
+    assert_eq!(
+        left,
+        ["kill-9-seed-3.json", "notes.txt"],
+        "a clean run leaves no failure file of its own"
+    );
 }
 
 /// --jobs far above the machine's parallelism is capped, with a warning, and the run finishes.

@@ -123,4 +123,16 @@ fn generations_out_of_range_are_errors_naming_the_field() {
         assert!(e.contains(&format!("faults.{field}")) && e.contains(says), "{e}");
     }
     assert_eq!(Scenario::parse(text, "g.json").unwrap().faults.generation_writes, 20);
+    let mut v: Value = serde_json::from_str(text).unwrap();
+    v["faults"]["after_recovery_writes"] = 3.into();
+    let e = Scenario::parse(&v.to_string(), "g.json").unwrap_err();
+    assert!(e.contains("faults.generations") && e.contains("after_recovery_writes"), "{e}");
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../scenarios/merge-heavy.json")).unwrap();
+    v["faults"]["points_per_seed"] = 4.into();
+    let e = Scenario::parse(&v.to_string(), "m.json").unwrap_err();
+    assert!(
+        e.contains("faults.points_per_seed") && e.contains("only with crash_points random"),
+        "{e}"
+    );
 }

@@ -781,7 +781,7 @@ pub fn markdown(doc: &Value) -> String {
         num(&s["simfs_overhead_ratio"])
     );
     if let Some(suite) = s["default_suite_states_per_sec_per_core"].as_object() {
-        m.push_str("Each default scenario, crash states/s on one core, every check on (the bare loop above is the floor a check-free run would reach):\n\n| scenario | states/s | vs bare loop |\n|---|---:|---:|\n");
+        m.push_str("Each default scenario, crash states/s on one core, every check on, beside the bare loop above (a workload to one power cut, one recovery, no checks):\n\n| scenario | states/s | vs bare loop |\n|---|---:|---:|\n");
         let bare = s["bare_crash_loop_per_sec_per_core"].as_f64().unwrap_or(f64::NAN);
         for (name, rate) in suite {
             let ratio = rate.as_f64().map_or("-".into(), |r| format!("{:.2}x", r / bare));

@@ -267,6 +267,11 @@ pub struct CrashState {
 }
 
 impl CrashState {
+    /// Did a piece land torn or as garbage (debris a recovery has to step over)?
+    pub fn has_debris(&self) -> bool {
+        self.fates.iter().any(|f| matches!(f, Fate::Torn { .. } | Fate::Garbage))
+    }
+
     /// Pieces that landed whole, torn or as garbage, and directory operations that landed.
     pub fn landed_counts(&self) -> (usize, usize) {
         (

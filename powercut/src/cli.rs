@@ -818,7 +818,7 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     let failed = failures > 0 || !nondeterministic.is_empty();
     println!(
         "{}",
-        verdict(S::NAME, &results, nondeterministic.len(), started.elapsed().as_secs_f64())
+        verdict(S::NAME, &results, nondeterministic.len(), Some(started.elapsed().as_secs_f64()))
     );
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
@@ -844,12 +844,12 @@ fn run<S: Subject>(ctx: &Ctx<S>, args: RunArgs) -> Result<bool, BadInput> {
     }
 }
 
-/// The closing line: PASS or FAIL, what ran, what it found, how long it took.
+/// The closing line: PASS or FAIL, what ran, what it found, how long it took (when it ran here).
 fn verdict(
     subject: &str,
     results: &[ScenarioResult],
     nondeterministic: usize,
-    secs: f64,
+    secs: Option<f64>,
 ) -> String {
     let seeds: usize = results.iter().map(|r| r.seeds.len()).sum();
     let states: u64 = results.iter().map(|r| r.crash_states()).sum();
@@ -867,7 +867,9 @@ fn verdict(
     if nondeterministic > 0 {
         line.push_str(&format!(", {nondeterministic} seeds not deterministic"));
     }
-    line.push_str(&format!(", {secs:.1} s"));
+    if let Some(secs) = secs {
+        line.push_str(&format!(", {secs:.1} s"));
+    }
     line
 }
 
@@ -1072,8 +1074,7 @@ fn merge_cmd(args: MergeArgs) -> Result<bool, BadInput> {
     }
     println!("\ndigest {}", doc["digest"].as_str().unwrap_or(""));
     let subject = doc["run"]["subject"].as_str().unwrap_or("subject").to_string();
-    let mut line = verdict(&subject, &results, nondeterministic.len(), 0.0);
-    line.truncate(line.rfind(", ").unwrap_or(line.len()));
+    let line = verdict(&subject, &results, nondeterministic.len(), None);
     match missing.is_empty() {
         true => println!("{line} (merged from {} results)", docs.len()),
         false => println!(

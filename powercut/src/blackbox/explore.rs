@@ -499,6 +499,12 @@ pub fn parse_state(stdout: &str) -> Result<KvState, String> {
     Ok(state)
 }
 
+/// The last `n` lines of `text`, joined by ` | ` (what a failure shows of a program's stderr).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
 /// A failed check, classed like powercut's own checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -526,16 +532,7 @@ pub fn judge(
         return Some(Verdict { class: "check-output", why: e.clone() });
     }
     if run.exit != Some(0) {
-        let tail: String = run
-            .stderr
-            .lines()
-            .rev()
-            .take(3)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let tail = last_lines(&run.stderr, 3);
         return Some(Verdict {
             class: "recovery-failed",
             why: match run.exit {
@@ -1121,37 +1118,28 @@ pub fn explore(
     let mut failures = Vec::new();
     let mut crashes = Vec::new();
     let mut first_power = None;
-    for c in &chosen {
-        let (run, _) = &runs[first_of[&c.image]];
-        if let Some(v) = judge.verdict(run, replayed.points[c.point].2, &c.crash) {
-            if let (None, Crash::Power(_)) = (&first_power, &c.crash) {
-                first_power = Some(failures.len());
-            }
-            failures.push(ctx.failure(c.point, &c.crash, run.clone(), v));
-            crashes.push(c.crash.clone());
-        }
-    }
     let mut passed = Vec::new();
     let mut passed_images = BTreeSet::new();
     for c in &chosen {
         let (run, _) = &runs[first_of[&c.image]];
-        if judge.verdict(run, replayed.points[c.point].2, &c.crash).is_none()
-            && passed_images.insert(c.image)
-        {
-            let p = &replayed.points[c.point].0;
-            let left_debris = match &c.crash {
-                Crash::Power(state) => p.power_cut_space().describe(state).iter().any(|l| {
-                    let fate = l.rsplit(": ").next().unwrap_or("");
-                    fate.starts_with("torn") || fate.starts_with("garbage")
-                }),
-                Crash::Kill(fate) => matches!(fate, InFlight::Partial { .. }),
-            };
-            passed.push(Passed {
+        match judge.verdict(run, replayed.points[c.point].2, &c.crash) {
+            Some(v) => {
+                if let (None, Crash::Power(_)) = (&first_power, &c.crash) {
+                    first_power = Some(failures.len());
+                }
+                failures.push(ctx.failure(c.point, &c.crash, run.clone(), v));
+                crashes.push(c.crash.clone());
+            }
+            None if passed_images.insert(c.image) => passed.push(Passed {
                 point: c.point,
                 crash: c.crash.clone(),
                 id: state_id(replayed, c.point, &c.crash),
-                left_debris,
-            });
+                left_debris: match &c.crash {
+                    Crash::Power(state) => state.has_debris(),
+                    Crash::Kill(fate) => matches!(fate, InFlight::Partial { .. }),
+                },
+            }),
+            None => {}
         }
     }
     let groups = ctx.group(&failures, &crashes)?;

@@ -178,7 +178,8 @@ fn choose<T: Clone>(items: &[T], n: usize, first: impl Fn(&T) -> bool) -> Vec<T>
     out
 }
 
-/// Materialize `image`, run the workload on it under trace, and explore that run.
+/// Materialize `image`, run the workload on it under trace, and explore that run; its scratch
+/// directory is removed whatever happens.
 fn run_from(
     image: &faultfs::SimFs,
     o: &Options,
@@ -189,11 +190,32 @@ fn run_from(
     starts: usize,
 ) -> Result<Run, String> {
     let root = o.scratch.join(format!("gen{generation}-{k}"));
-    let data = root.join("data");
     let _ = std::fs::remove_dir_all(&root);
+    let run = run_in(&root, image, o, rerun, starts);
+    let _ = std::fs::remove_dir_all(&root);
+    let (trace, replayed, outcome) = run.map_err(|e| format!("generation {generation}: {e}"))?;
+    let (exploration, failed_run) = match outcome {
+        Ok(x) => (Some(x), None),
+        Err(how) => {
+            (None, Some(format!("the workload, run again on a state its check passed, {how}")))
+        }
+    };
+    Ok(Run { generation, from, trace, replayed, exploration, failed_run })
+}
+
+/// The run of [`run_from`] in `root`: the trace, its replay, and its exploration or how the
+/// workload failed (it hung, or exited non-zero).
+fn run_in(
+    root: &Path,
+    image: &faultfs::SimFs,
+    o: &Options,
+    rerun: &Rerun,
+    starts: usize,
+) -> Result<(Trace, Replayed, Result<Exploration, String>), String> {
+    let data = root.join("data");
     explore::materialize_into(image, &data)?;
     let stderr = root.join("stderr");
-    let trace = record(&Recording {
+    let recorded = record(&Recording {
         dir: data.clone(),
         command: rerun.argv_for(&data),
         ack: rerun.ack.clone(),
@@ -202,15 +224,21 @@ fn run_from(
         cwd: Some(rerun.cwd.clone()),
         timeout: Some(o.timeout * 10),
     });
-    let tail = std::fs::read_to_string(&stderr).unwrap_or_default();
-    let cleanup = || {
-        let _ = std::fs::remove_dir_all(&root);
-    };
-    let trace = match trace {
-        Ok(t) => t,
+    let (trace, failed) = match recorded {
+        Ok(trace) => {
+            let failed = match trace.header.exit_code {
+                Some(0) => None,
+                Some(code) => Some(format!("exited with code {code}")),
+                None => Some("was killed by a signal".to_string()),
+            }
+            .map(|how| {
+                let tail = std::fs::read_to_string(&stderr).unwrap_or_default();
+                format!("{how}: {}", explore::last_lines(&tail, 3))
+            });
+            (trace, failed)
+        }
         // A workload that hangs on a recovered state is a failure of that state.
         Err(e) if e.contains("was killed") => {
-            cleanup();
             let header = super::Header {
                 powercut_trace: 1,
                 dir: data.display().to_string(),
@@ -221,56 +249,18 @@ fn run_from(
                 fail_sync: None,
                 warnings: Vec::new(),
             };
-            let trace = Trace { header, ops: Vec::new() };
-            let replayed = explore::replay(&trace, &o.profile, o.seed)?;
-            return Ok(Run {
-                generation,
-                from,
-                trace,
-                replayed,
-                exploration: None,
-                failed_run: Some(format!(
-                    "the workload, run again on a state its check passed, hung: {e}"
-                )),
-            });
+            (Trace { header, ops: Vec::new() }, Some(format!("hung: {e}")))
         }
-        Err(e) => {
-            cleanup();
-            return Err(format!("generation {generation}: {e}"));
-        }
+        Err(e) => return Err(e),
     };
-    let replayed = match explore::replay(&trace, &o.profile, o.seed) {
-        Ok(r) => r,
-        Err(e) => {
-            cleanup();
-            return Err(e);
-        }
-    };
-    if trace.header.exit_code != Some(0) {
-        let _ = std::fs::remove_dir_all(&root);
-        let last: Vec<&str> = tail.lines().rev().take(3).collect();
-        let last: Vec<&str> = last.into_iter().rev().collect();
-        let how = match trace.header.exit_code {
-            Some(code) => format!("exited with code {code}"),
-            None => "was killed by a signal".into(),
-        };
-        return Ok(Run {
-            generation,
-            from,
-            trace,
-            replayed,
-            exploration: None,
-            failed_run: Some(format!(
-                "the workload, run again on a state its check passed, {how}: {}",
-                last.join(" | ")
-            )),
-        });
+    let replayed = explore::replay(&trace, &o.profile, o.seed)?;
+    if let Some(how) = failed {
+        return Ok((trace, replayed, Err(how)));
     }
     let child =
         Options { budget: (o.budget / starts).max(16), scratch: root.join("states"), ..o.clone() };
-    let exploration = explore::explore(&trace, &replayed, &child, &|_, _| {});
-    let _ = std::fs::remove_dir_all(&root);
-    Ok(Run { generation, from, trace, replayed, exploration: Some(exploration?), failed_run: None })
+    let exploration = explore::explore(&trace, &replayed, &child, &|_, _| {})?;
+    Ok((trace, replayed, Ok(exploration)))
 }
 
 #[cfg(test)]

@@ -85,6 +85,19 @@ fn explore_kv_failing(variant: &str, fail_sync: Option<u64>) -> (Trace, explore:
     (trace, found)
 }
 
+/// Trace `kvstore.py DIR load 9 --variant V` into `tmp/data-V`, and explore the trace with the
+/// store's recovery run as a process per state.
+fn kv_per_process(tmp: &Path, variant: &str) -> (Trace, explore::Exploration) {
+    let kv = examples().join("kvstore.py");
+    let kv = kv.to_str().unwrap();
+    let data = tmp.join(format!("data-{variant}"));
+    std::fs::create_dir(&data).unwrap();
+    let trace = trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
+    let check = format!("{} {kv} {{dir}} recover --variant {variant}", python());
+    let found = explore_trace(&trace, options(check, &tmp.join("scratch"), 120));
+    (trace, found)
+}
+
 fn classes(x: &explore::Exploration) -> Vec<&'static str> {
     let mut c: Vec<&str> = x.failures.iter().map(|f| f.verdict.class).collect();
     c.dedup();
@@ -377,20 +390,8 @@ fn a_check_server_judges_like_a_process_per_state() {
     let kv = examples().join("kvstore.py");
     let kv = kv.to_str().unwrap();
     for variant in ["correct", "two-bugs"] {
-        let data = tmp.path().join(format!("data-{variant}"));
-        std::fs::create_dir(&data).unwrap();
-        let trace =
-            trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
-        let scratch = tmp.path().join("scratch");
-        let per_process = explore_trace(
-            &trace,
-            options(
-                format!("{} {kv} {{dir}} recover --variant {variant}", python()),
-                &scratch,
-                120,
-            ),
-        );
-        let mut o = options(String::new(), &scratch, 120);
+        let (trace, per_process) = kv_per_process(tmp.path(), variant);
+        let mut o = options(String::new(), &tmp.path().join("scratch"), 120);
         o.check = explore::Check::Server(format!("{} {kv} --serve --variant {variant}", python()));
         let served = explore_trace(&trace, o);
         assert_eq!(served.checked, per_process.checked);
@@ -460,23 +461,9 @@ fn the_rust_check_server_example_judges_like_the_python_check() {
     let example = exe.parent().unwrap().parent().unwrap().join("examples/kvstore_check");
     assert!(example.exists(), "{} not built (cargo test builds examples)", example.display());
     let tmp = tempfile::tempdir().unwrap();
-    let kv = examples().join("kvstore.py");
-    let kv = kv.to_str().unwrap();
     for variant in ["correct", "no-dir-fsync"] {
-        let data = tmp.path().join(format!("data-{variant}"));
-        std::fs::create_dir(&data).unwrap();
-        let trace =
-            trace_of(&data, &[kv, data.to_str().unwrap(), "load", "9", "--variant", variant]);
-        let scratch = tmp.path().join("scratch");
-        let python = explore_trace(
-            &trace,
-            options(
-                format!("{} {kv} {{dir}} recover --variant {variant}", python()),
-                &scratch,
-                120,
-            ),
-        );
-        let mut o = options(String::new(), &scratch, 120);
+        let (trace, python) = kv_per_process(tmp.path(), variant);
+        let mut o = options(String::new(), &tmp.path().join("scratch"), 120);
         o.check = explore::Check::Server(format!("{} --serve", example.display()));
         let rust = explore_trace(&trace, o);
         let ids =

@@ -12,6 +12,21 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Six seeds of o_sync-posix with `no-fsync` on (they fail), unshrunk, failures into `failures`.
+fn failing_run(failures: &str) -> Output {
+    powercut(&[
+        "run",
+        "o_sync-posix",
+        "--seeds",
+        "0..6",
+        "--bug",
+        "no-fsync",
+        "--no-shrink",
+        "--failures",
+        failures,
+    ])
+}
+
 fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> String {
     let p = dir.path().join(name);
     std::fs::write(&p, body).unwrap();
@@ -558,17 +573,7 @@ fn a_log_gets_heartbeats_and_a_closing_verdict() {
         "{last}"
     );
     assert!(last.contains("crash states, 0 violations"), "{last}");
-    let o = powercut(&[
-        "run",
-        "o_sync-posix",
-        "--seeds",
-        "0..6",
-        "--bug",
-        "no-fsync",
-        "--no-shrink",
-        "--failures",
-        &f,
-    ]);
+    let o = failing_run(&f);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.lines().last().unwrap().starts_with("FAIL bitcask: 1 scenarios, 6 seeds"), "{out}");
 }
@@ -583,17 +588,7 @@ fn the_failures_directory_holds_only_this_runs_failures() {
     std::fs::write(f.join("notes.txt"), "mine").unwrap();
     std::fs::write(f.join("kill-9-seed-3.json"), "{}").unwrap();
     let fs = f.display().to_string();
-    let o = powercut(&[
-        "run",
-        "o_sync-posix",
-        "--seeds",
-        "0..6",
-        "--bug",
-        "no-fsync",
-        "--no-shrink",
-        "--failures",
-        &fs,
-    ]);
+    let o = failing_run(&fs);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let names: Vec<String> = std::fs::read_dir(&f)
         .unwrap()

@@ -147,7 +147,11 @@ pub fn reseal(bytes: &mut [u8], file_id: u32) {
 /// field. A record read from any other file fails it: a stale record from a removed file that a
 /// crash exposes inside a new one is not taken for a write.
 pub fn record_crc(file_id: u32, body: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    // A fresh hasher detects the CPU's features each time; a clone of one made once does not
+    // (every record of every recovery and read-back comes here).
+    static FRESH: std::sync::LazyLock<crc32fast::Hasher> =
+        std::sync::LazyLock::new(crc32fast::Hasher::new);
+    let mut h = FRESH.clone();
     h.update(&file_id.to_le_bytes());
     h.update(body);
     h.finalize()

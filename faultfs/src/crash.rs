@@ -1019,6 +1019,17 @@ impl CrashSpace {
     /// from "nothing landed". `visit` gets each distinct state and its image. Candidates are capped
     /// at 16 × `budget` so that a space full of duplicates still ends.
     pub fn explore(&self, budget: u64, mut visit: impl FnMut(&CrashState, SimFs)) -> Coverage {
+        self.explore_hashed(budget, |state, image, _| visit(state, image))
+    }
+
+    /// [`CrashSpace::explore`], handing `visit` each image's [`image_hash`] too (computed anyway
+    /// to tell distinct images apart; a caller that counts distinct images across crash points
+    /// need not hash again).
+    pub fn explore_hashed(
+        &self,
+        budget: u64,
+        mut visit: impl FnMut(&CrashState, SimFs, u64),
+    ) -> Coverage {
         let dims = self.dims();
         let radix: Vec<usize> = dims.iter().map(|d| self.radix(d)).collect();
         let total = radix.iter().fold(1u128, |acc, r| acc.saturating_mul(*r as u128));
@@ -1033,8 +1044,9 @@ impl CrashSpace {
                 self.constrain(state.to_mut());
             }
             let image = self.materialize(&state);
-            if seen.insert(image_hash(&image)) {
-                visit(&state, image);
+            let hash = image_hash(&image);
+            if seen.insert(hash) {
+                visit(&state, image, hash);
             }
             (seen.len() as u64) < budget && *candidates < max_candidates
         };

@@ -685,7 +685,7 @@ pub fn run_seed_detailed<S: Subject>(
         };
         let crash = Crash { op: point.op(), at: point.at(), kind };
         let images = crash_images(point, kind, states, &mut rng, focus.detail);
-        for (i, (image, described, shape)) in images.into_iter().enumerate() {
+        for (i, (image, described, shape, hash)) in images.into_iter().enumerate() {
             if focus.state.is_some_and(|s| s as usize != i) {
                 continue;
             }
@@ -693,7 +693,7 @@ pub fn run_seed_detailed<S: Subject>(
             if let Some(shape) = shape {
                 out.shapes[Shape::ALL.iter().position(|s| *s == shape).unwrap_or(0)] += 1;
             }
-            if single || seen.insert(faultfs::image_hash(&image)) {
+            if single || seen.insert(hash.unwrap_or_else(|| faultfs::image_hash(&image))) {
                 out.distinct_states += 1;
             }
             let mut check_rng = streams.at_state(point.op(), i);
@@ -728,14 +728,15 @@ pub fn run_seed_detailed<S: Subject>(
 }
 
 /// The crash images of one crash point, each with (if `describe`) what the crash kept and
-/// dropped, and the shape a sampled power-cut state was drawn as.
+/// dropped, the shape a sampled power-cut state was drawn as, and its image hash if exploring
+/// computed it.
 fn crash_images(
     point: &CrashPoint,
     kind: CrashKind,
     states: States,
     rng: &mut ChaCha8Rng,
     describe: bool,
-) -> Vec<(SimFs, Vec<String>, Option<Shape>)> {
+) -> Vec<(SimFs, Vec<String>, Option<Shape>, Option<u64>)> {
     let kill = |fate: InFlight| {
         let what = if describe {
             vec![format!(
@@ -745,7 +746,7 @@ fn crash_images(
         } else {
             Vec::new()
         };
-        (point.process_crash(fate), what, None)
+        (point.process_crash(fate), what, None, None)
     };
     match (kind, states) {
         (CrashKind::Kill, States::Sampled { per_point }) => {
@@ -760,16 +761,16 @@ fn crash_images(
                 .map(|_| {
                     let (state, shape) = space.sample_shaped(rng);
                     let what = if describe { space.describe(&state) } else { Vec::new() };
-                    (space.materialize(&state), what, Some(shape))
+                    (space.materialize(&state), what, Some(shape), None)
                 })
                 .collect()
         }
         (CrashKind::PowerCut, States::Exhaustive { budget }) => {
             let space = point.power_cut_space();
             let mut images = Vec::new();
-            space.explore(budget, |state, image| {
+            space.explore_hashed(budget, |state, image, hash| {
                 let what = if describe { space.describe(state) } else { Vec::new() };
-                images.push((image, what, None));
+                images.push((image, what, None, Some(hash)));
             });
             images
         }

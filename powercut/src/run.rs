@@ -685,7 +685,7 @@ pub fn run_seed_detailed<S: Subject>(
         };
         let crash = Crash { op: point.op(), at: point.at(), kind };
         let images = crash_images(point, kind, states, &mut rng, focus.detail);
-        for (i, (image, described, shape, hash)) in images.into_iter().enumerate() {
+        for (i, Image { fs: image, described, shape, hash }) in images.into_iter().enumerate() {
             if focus.state.is_some_and(|s| s as usize != i) {
                 continue;
             }
@@ -727,16 +727,25 @@ pub fn run_seed_detailed<S: Subject>(
     (out, detail)
 }
 
-/// The crash images of one crash point, each with (if `describe`) what the crash kept and
-/// dropped, the shape a sampled power-cut state was drawn as, and its image hash if exploring
-/// computed it.
+/// One crash image of a crash point.
+struct Image {
+    fs: SimFs,
+    /// What the crash kept and dropped (if asked for).
+    described: Vec<String>,
+    /// The shape a sampled power-cut state was drawn as.
+    shape: Option<Shape>,
+    /// Its [`faultfs::image_hash`], if exploring computed it.
+    hash: Option<u64>,
+}
+
+/// The crash images of one crash point.
 fn crash_images(
     point: &CrashPoint,
     kind: CrashKind,
     states: States,
     rng: &mut ChaCha8Rng,
     describe: bool,
-) -> Vec<(SimFs, Vec<String>, Option<Shape>, Option<u64>)> {
+) -> Vec<Image> {
     let kill = |fate: InFlight| {
         let what = if describe {
             vec![format!(
@@ -746,7 +755,7 @@ fn crash_images(
         } else {
             Vec::new()
         };
-        (point.process_crash(fate), what, None, None)
+        Image { fs: point.process_crash(fate), described: what, shape: None, hash: None }
     };
     match (kind, states) {
         (CrashKind::Kill, States::Sampled { per_point }) => {
@@ -761,7 +770,8 @@ fn crash_images(
                 .map(|_| {
                     let (state, shape) = space.sample_shaped(rng);
                     let what = if describe { space.describe(&state) } else { Vec::new() };
-                    (space.materialize(&state), what, Some(shape), None)
+                    let fs = space.materialize(&state);
+                    Image { fs, described: what, shape: Some(shape), hash: None }
                 })
                 .collect()
         }
@@ -770,7 +780,7 @@ fn crash_images(
             let mut images = Vec::new();
             space.explore_hashed(budget, |state, image, hash| {
                 let what = if describe { space.describe(state) } else { Vec::new() };
-                images.push((image, what, None, Some(hash)));
+                images.push(Image { fs: image, described: what, shape: None, hash: Some(hash) });
             });
             images
         }

@@ -133,11 +133,22 @@ impl Keydir {
         let keys = &self.keys;
         // Sorted on the first 16 bytes as a number (zero-padded, so the order is the byte order
         // among keys that differ there), then each run of equal prefixes on the whole key.
-        let prefix = |k: &[u8]| {
-            let mut b = [0u8; 16];
-            let n = k.len().min(16);
-            b[..n].copy_from_slice(&k[..n]);
-            u128::from_be_bytes(b)
+        let prefix = |k: &[u8]| -> u128 {
+            let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+            match k.len() {
+                16.. => u128::from_be_bytes(k[..16].try_into().unwrap_or([0; 16])),
+                // Two loads: the first 8 bytes, and the last 8 shifted so that the bytes after
+                // the first 8 lead (those before them drop out; zeros fill in).
+                9..16 => {
+                    let low = word(&k[k.len() - 8..]) << (8 * (16 - k.len()));
+                    (u128::from(word(&k[..8])) << 64) | u128::from(low)
+                }
+                n => {
+                    let mut b = [0u8; 16];
+                    b[..n].copy_from_slice(k);
+                    u128::from_be_bytes(b)
+                }
+            }
         };
         let mut v: Vec<(u128, &Slot)> =
             self.table.iter().map(|s| (prefix(Self::key(keys, s)), s)).collect();

@@ -478,6 +478,7 @@ fn speed(quick: bool) -> Value {
         "throughput_1k_exhaustive_per_sec_per_core": modes.map(|m| m[2].round()),
         "bare_crash_loop_per_sec_per_core": bare,
         "checked_share_of_bare": per_sec.map(|p| (p / bare * 100.0).round() / 100.0),
+        "exhaustive_share_of_bare": modes.map(|m| (m[2] / bare * 100.0).round() / 100.0),
         "default_suite_states_per_sec_per_core": suite,
         "engine_o_sync_puts_per_sec_memfs": mem.round(),
         "engine_o_sync_puts_per_sec_simfs": sim.round(),
@@ -770,12 +771,13 @@ pub fn markdown(doc: &Value) -> String {
     let s = &doc["speed"];
     let _ = writeln!(
         m,
-        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on, as the scenario is written: 64 random crash points per seed, sharing one run of the workload (target: at least the bare loop)\n- the same scenario with prefix reuse (a crash point at every operation of one run): {}/s; exhaustive (every distinct state up to 64 at each of its points): {}/s (target: at least the bare loop)\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; throughput-1k as written is {} of it\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
+        "\n## Harness speed\n\n- throughput-1k: {} crash scenarios/s on one core, every check on, as the scenario is written: 64 random crash points per seed, sharing one run of the workload (target: at least the bare loop)\n- the same scenario with prefix reuse (a crash point at every operation of one run): {}/s; exhaustive (every distinct state up to 64 at each of its points): {}/s (target: at least the bare loop)\n- bare crash loop (the same puts to a random power cut, one crash state, one recovery, no checks): {}/s on one core; throughput-1k as written is {} of it, exhaustive {}\n- turmoil-fs on the same workload: `cargo bench --manifest-path bench/turmoil/Cargo.toml` runs it beside throughput-1k and the bare loop in one process (a crate of its own: powercut does not build tokio)\n- engine o_sync puts/s: {} on MemFs (no fault tracking), {} on SimFs: SimFs costs {}x\n",
         num(&s["throughput_1k_scenarios_per_sec_per_core"]),
         num(&s["throughput_1k_prefix_reuse_per_sec_per_core"]),
         num(&s["throughput_1k_exhaustive_per_sec_per_core"]),
         num(&s["bare_crash_loop_per_sec_per_core"]),
         num(&s["checked_share_of_bare"]),
+        num(&s["exhaustive_share_of_bare"]),
         num(&s["engine_o_sync_puts_per_sec_memfs"]),
         num(&s["engine_o_sync_puts_per_sec_simfs"]),
         num(&s["simfs_overhead_ratio"])

@@ -585,6 +585,17 @@ pub fn judge(
                 });
             }
         }
+        // Every key's value is one it may hold, but only because a later write gives it again:
+        // the state is an earlier point of the history, an acknowledged write lost.
+        if let Some(p) = expected[..from].iter().rposition(|s| *s == observed) {
+            return Some(Verdict {
+                class: "durability",
+                why: format!(
+                    "the state is the history after {p} acknowledgements, but {acked} were \
+                     acknowledged (a later write gives the lost values again)"
+                ),
+            });
+        }
     }
     Some(Verdict {
         class: "ordering",
@@ -1308,6 +1319,21 @@ mod tests {
         let h2 = history(&[&[("a", Some("1"))], &[("b", Some("2"))]]);
         let s2 = h2.states(&KvState::new());
         assert_eq!(class(judge(&ran(&b2), &h2, &s2, 0, Promise::None)), Some("ordering"));
+        // a=1, b=1, a=2, b deleted: after 2 acknowledgements, {a=1} gives each key a value it
+        // holds later (a=1 in S_2, b absent in S_4), but as a whole it is S_1: the second
+        // acknowledged write is lost (durability, not ordering).
+        let h3 = history(&[
+            &[("a", Some("1"))],
+            &[("b", Some("1"))],
+            &[("a", Some("2"))],
+            &[("b", None)],
+        ]);
+        let s3 = h3.states(&KvState::new());
+        let lost = judge(&ran(&a1), &h3, &s3, 2, Promise::Durable);
+        assert_eq!(class(lost.clone()), Some("durability"));
+        assert!(lost.unwrap().why.contains("after 1 acknowledgements, but 2"));
+        assert_eq!(class(judge(&ran(&a1), &h3, &s3, 1, Promise::Durable)), None);
+        assert_eq!(class(judge(&ran(&a1), &h3, &s3, 2, Promise::None)), None);
         assert_eq!(
             class(judge(&ran("not json"), &h2, &s2, 0, Promise::None)),
             Some("check-output")

@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""The zoo: crash-test storage engines nobody wrote for powercut, each against the promise its
+documentation makes, and write what holds to reports/zoo.{md,json}.
+
+    python3 examples/zoo/zoo.py [ENGINE ...] [--quick] [--powercut BIN] [--python PY] [--out DIR]
+
+Each engine is a directory here with an `engine.json`: how to run its workload and its recovery,
+the promise as its documentation states it (quoted, with the source), the settings to run (one
+that keeps the promise and, where the engine has one, a weaker one), and an explanation for every
+failing group powercut finds. For each engine, setting and profile (`posix`, `ext4-ordered`) the
+workload is traced once per setting under strace and explored with power cuts and process
+crashes and `--generations 2`.
+
+Every failing group must match an explanation (by class, check stderr and dropped operations),
+or the zoo exits 1 naming it: no unexplained red. A durable setting that fails gets a write-up
+in zoo.md: the minimal state, the dropped operations, the command that re-creates it (the traces
+are kept under DIR/zoo-traces/), and why it breaks the documented promise.
+
+--quick runs the engines marked quick, fewer operations and a smaller budget: what CI runs.
+--python is the Python that has the engines' packages (default: this one). Exit: 0 every group
+explained, 1 an unexplained group or a run that failed, 2 bad input.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROFILES = ("posix", "ext4-ordered")
+
+
+def fail(msg, code=2):
+    print("zoo: " + msg, file=sys.stderr)
+    sys.exit(code)
+
+
+def load_engine(name):
+    path = os.path.join(HERE, name, "engine.json")
+    try:
+        with open(path) as f:
+            e = json.load(f)
+    except OSError as err:
+        fail("no engine %r (%s)" % (name, err))
+    except ValueError as err:
+        fail("%s: %s" % (path, err))
+    for field in ("name", "promise", "settings"):
+        if field not in e:
+            fail("%s: missing field %r" % (path, field))
+    e["dir"] = name
+    return e
+
+
+def engines():
+    return sorted(d for d in os.listdir(HERE) if os.path.exists(os.path.join(HERE, d, "engine.json")))
+
+
+def fill(template, **kw):
+    """A command template with {here}, {python}, {dir}, {n}, {setting} filled in."""
+    return [t.format(**kw) for t in template]
+
+
+def shell(words):
+    return " ".join(w if re.fullmatch(r"[\w@%+=:,./{}-]+", w) else "'" + w.replace("'", "'\\''") + "'" for w in words)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def available(e, a):
+    """None if the engine can run here, else why not."""
+    probe = e.get("requires")
+    if probe is None:
+        return None
+    r = run(fill(probe, here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+    if r.returncode != 0:
+        return (r.stderr.strip().splitlines() or ["probe failed"])[-1]
+    return None
+
+
+def version(e, a):
+    if "version" not in e:
+        return ""
+    r = run(fill(e["version"], here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+    return r.stdout.strip() if r.returncode == 0 else "unknown (%s)" % r.stderr.strip()[-80:]
+
+
+def matches(x, group, failure, profile, setting):
+    """Does explanation `x` explain this failing group?"""
+    if x.get("class") and not re.fullmatch(x["class"], group["class"]):
+        return False
+    if x.get("profiles") and profile not in x["profiles"]:
+        return False
+    if x.get("settings") and setting not in x["settings"]:
+        return False
+    if x.get("stderr") and not re.search(x["stderr"], group.get("stderr") or ""):
+        return False
+    if x.get("dropped"):
+        dropped = "\n".join(failure.get("dropped") or []) + "\n" + (group.get("dropped_kinds") or "")
+        if not re.search(x["dropped"], dropped):
+            return False
+    if x.get("why") and not re.search(x["why"], failure.get("why") or ""):
+        return False
+    return True
+
+
+def judge_groups(e, groups, profile, setting, generation, trace):
+    out = []
+    for g in groups:
+        failure = (g.get("shrunk") or {}).get("failure") or {}
+        x = next(
+            (x for x in e.get("explanations", []) if matches(x, g, failure, profile, setting)), None
+        )
+        out.append(
+            {
+                "generation": generation,
+                "class": g["class"],
+                "states": g["count"],
+                "stderr": g.get("stderr") or "",
+                "dropped_kinds": g.get("dropped_kinds") or "",
+                "minimal_state": failure.get("state"),
+                "dropped": failure.get("dropped") or [],
+                "why": failure.get("why") or "",
+                "at": failure.get("at") or "",
+                "recreate": "powercut explore %s --profile %s --seed 0 --materialize '%s' --into /tmp/powercut-state"
+                % (trace, profile, failure.get("state")),
+                "kill_states": sum(1 for st in g.get("states", []) if "kill" in st),
+                "explanation": x["id"] if x else None,
+                "kind": x["kind"] if x else "unexplained",
+            }
+        )
+    return out
+
+
+def explore(e, a, setting, workdir, traces):
+    """Trace the setting's workload once, explore it under each profile."""
+    here = os.path.join(HERE, e["dir"])
+    n = e["quick_ops" if a.quick else "ops"]
+    data = os.path.join(workdir, "data")
+    os.makedirs(data)
+    name = "%s-%s.trace" % (e["dir"], setting["name"])
+    trace = os.path.join(traces, name)
+    cmd = fill(e["load"], here=here, python=a.python, dir="data", n=str(n), setting=setting["name"], root=ROOT)
+    r = run([a.powercut, "trace", "--dir", "data", "--out", trace, "--"] + cmd, cwd=workdir)
+    if r.returncode != 0:
+        return {"error": "trace failed: " + (r.stderr.strip() or r.stdout.strip())[-400:]}
+    traced = (r.stderr + r.stdout).strip().splitlines()
+    rows = []
+    for profile in PROFILES:
+        out = os.path.join(workdir, "%s.json" % profile)
+        check = ["--check-server", shell(fill(e["serve"], here=here, python=a.python, root=ROOT))] if "serve" in e else ["--check", shell(fill(e["check"], here=here, python=a.python, dir="{dir}", root=ROOT))]
+        gens = e.get("generations", 2)
+        budget = e.get("quick_budget", 150) if a.quick else e.get("budget", 1000)
+        args = [a.powercut, "explore", trace, "--profile", profile, "--budget", str(budget), "--generations", str(gens), "--json", out] + check
+        start = time.time()
+        r = run(args, cwd=workdir)
+        if r.returncode not in (0, 1) or not os.path.exists(out):
+            rows.append({"profile": profile, "error": "explore failed (exit %d): %s" % (r.returncode, r.stderr.strip()[-400:])})
+            continue
+        with open(out) as f:
+            d = json.load(f)
+        rel = os.path.relpath(trace, ROOT)
+        groups = judge_groups(e, d["groups"], profile, setting["name"], 1, rel)
+        judged, failing = d["checked"], sum(g["count"] for g in d["groups"])
+        failed_runs = []
+        for gen in d.get("generations", []):
+            x = gen["exploration"]
+            judged += x["checked"]
+            failing += sum(g["count"] for g in x["groups"])
+            gen_trace = os.path.relpath(gen["trace"], ROOT) if gen.get("trace") else rel
+            groups += judge_groups(e, x["groups"], profile, setting["name"], gen["generation"], gen_trace)
+            if gen.get("failed_run"):
+                failed_runs.append(gen["failed_run"])
+        rows.append(
+            {
+                "profile": profile,
+                "states_judged": judged,
+                "failing_states": failing,
+                "groups": groups,
+                "failed_runs": failed_runs,
+                "seconds": round(time.time() - start, 1),
+            }
+        )
+    return {"traced": traced[0] if traced else "", "trace": os.path.relpath(trace, ROOT), "profiles": rows}
+
+
+def verdict(setting, row):
+    if "error" in row:
+        return "error"
+    kinds = {g["kind"] for g in row["groups"]}
+    if "unexplained" in kinds:
+        return "UNEXPLAINED"
+    if not row["groups"]:
+        return "holds" if setting["durable"] else "no loss seen"
+    if setting["durable"]:
+        return "BREAKS its promise" if "bug" in kinds else "fails: " + ", ".join(sorted(kinds))
+    return "loses writes, as documented"
+
+
+def write_reports(results, a):
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "zoo.json"), "w") as f:
+        json.dump({"quick": a.quick, "engines": results}, f, indent=2, sort_keys=True)
+        f.write("\n")
+    md = ["# The zoo: real storage engines, crash-tested against their own promises", ""]
+    md.append(
+        "Generated by `python3 examples/zoo/zoo.py%s`. Each engine runs a workload of puts that "
+        "acknowledges each one when the engine's API returns; powercut traces it with strace and "
+        "explores its crash states (power cuts and kill -9, `--generations 2`) under each "
+        "profile, judging the state the engine's own recovery reads back. Every failing group "
+        "below is explained: `bug` breaks the documented promise under the settings that make "
+        "it; `documented` is what the documentation says a weaker setting may lose; `platform` "
+        "is an engine relying on a guarantee `posix` does not give but ext4 does." % (" --quick" if a.quick else "")
+    )
+    md += ["", "| engine | version | setting | promise kept? | posix | ext4-ordered | verdict |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "skipped" in r:
+            md.append("| %s | %s | | | | | not tested: %s |" % (r["name"], r.get("version", ""), r["skipped"]))
+            continue
+        for s in r["settings"]:
+            cells = []
+            for p in PROFILES:
+                row = next((x for x in s.get("profiles", []) if x["profile"] == p), None)
+                if row is None or "error" in row:
+                    cells.append("error" if row else "-")
+                    continue
+                cells.append("%d / %d" % (row["failing_states"], row["states_judged"]))
+            v = sorted({verdict(s, row) for row in s.get("profiles", [])}) or [s.get("error", "error")]
+            md.append(
+                "| %s | %s | `%s` | %s | %s | %s | %s |"
+                % (r["name"], r["version"], s["name"], "promised durable" if s["durable"] else "weaker", cells[0], cells[1], "; ".join(v))
+            )
+    md += ["", "Cells are failing / judged crash states (both generations)."]
+    for r in results:
+        md += ["", "## " + r["name"], ""]
+        if "skipped" in r:
+            md += ["Not tested: " + r["skipped"] + "."]
+            if r.get("why"):
+                md += ["", r["why"]]
+            continue
+        p = r["promise"]
+        md += ["**Promise.** " + p["claim"], "", "> " + p["quote"].replace("\n", "\n> "), "", "Source: " + p["source"], ""]
+        if r.get("notes"):
+            md += ["**What is and is not tested.** " + r["notes"], ""]
+        for s in r["settings"]:
+            md += ["### `%s`%s" % (s["name"], " (promised durable)" if s["durable"] else ""), "", s.get("what", ""), ""]
+            if "error" in s:
+                md += ["Error: " + s["error"], ""]
+                continue
+            for row in s["profiles"]:
+                if "error" in row:
+                    md += ["- %s: error: %s" % (row["profile"], row["error"])]
+                    continue
+                kills = sum(g["kill_states"] for g in row["groups"])
+                md += [
+                    "- **%s**: %d of %d states fail, %d of them after kill -9 (%s s)"
+                    % (row["profile"], row["failing_states"], row["states_judged"], kills, row["seconds"])
+                ]
+                by_cause = {}
+                for g in row["groups"]:
+                    by_cause.setdefault(g["explanation"], []).append(g)
+                for cause, gs in by_cause.items():
+                    x = next((x for x in r["explanations"] if x["id"] == cause), None)
+                    g = min(gs, key=lambda g: (len(g["dropped"]), g["generation"]))
+                    md += [
+                        "  - **%s** (%s): %d states, %d distinct failures; the smallest: generation %d, %s, state `%s`, dropped: %s; re-create: `%s`"
+                        % (
+                            x["title"] if x else "UNEXPLAINED",
+                            g["kind"],
+                            sum(g["states"] for g in gs),
+                            len(gs),
+                            g["generation"],
+                            g["class"],
+                            g["minimal_state"],
+                            "; ".join(g["dropped"]) or "nothing",
+                            g["recreate"],
+                        )
+                    ]
+            md += [""]
+        used = {g["explanation"] for s in r["settings"] for row in s.get("profiles", []) for g in row.get("groups", [])}
+        for x in r["explanations"]:
+            if x["id"] in used:
+                md += ["**%s** (%s). %s" % (x["title"], x["kind"], x["text"]), ""]
+    with open(os.path.join(a.out, "zoo.md"), "w") as f:
+        f.write("\n".join(md).rstrip() + "\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("engines", nargs="*", help="engine directories under examples/zoo (default: all)")
+    p.add_argument("--quick", action="store_true", help="the quick engines, fewer operations, a smaller budget")
+    p.add_argument("--powercut", default=os.path.join(ROOT, "target", "release", "powercut"))
+    p.add_argument("--python", default=sys.executable, help="a Python with the engines' packages")
+    p.add_argument("--out", default=os.path.join(ROOT, "target", "zoo"), help="where zoo.{md,json} and zoo-traces/ go (reports: the committed copy)")
+    a = p.parse_args()
+    if not os.access(a.powercut, os.X_OK):
+        fail("no powercut binary at %s (cargo build --release)" % a.powercut)
+    names = a.engines or engines()
+    chosen = [load_engine(n) for n in names]
+    if a.quick and not a.engines:
+        chosen = [e for e in chosen if e.get("quick")]
+    traces = os.path.join(a.out, "zoo-traces")
+    shutil.rmtree(traces, ignore_errors=True)
+    os.makedirs(traces)
+    results, bad = [], []
+    for e in chosen:
+        r = {k: e[k] for k in ("name", "promise") if k in e}
+        r["dir"] = e["dir"]
+        r["explanations"] = e.get("explanations", [])
+        r["notes"] = e.get("notes", "")
+        if e.get("untestable"):
+            r.update(skipped=e["untestable"], why=e.get("why", ""), version=version(e, a))
+            results.append(r)
+            print("%s: not testable in black-box mode: %s" % (e["name"], e["untestable"]), flush=True)
+            continue
+        why = available(e, a)
+        if why:
+            r.update(skipped="not installed here (%s)" % why, version="")
+            results.append(r)
+            bad.append("%s: not installed (%s)" % (e["name"], why))
+            continue
+        r["version"] = version(e, a)
+        r["settings"] = []
+        for s in e["settings"]:
+            with tempfile.TemporaryDirectory(prefix="powercut-zoo-") as w:
+                got = explore(e, a, s, w, traces)
+            got.update(name=s["name"], durable=s["durable"], what=s.get("what", ""))
+            r["settings"].append(got)
+            if "error" in got:
+                bad.append("%s %s: %s" % (e["name"], s["name"], got["error"]))
+                continue
+            for row in got["profiles"]:
+                v = verdict(s, row)
+                line = "%s %s %s: %s" % (e["name"], s["name"], row["profile"], v)
+                if "error" not in row:
+                    line += " (%d / %d states failing, %s s)" % (row["failing_states"], row["states_judged"], row["seconds"])
+                print(line, flush=True)
+                if v in ("UNEXPLAINED", "error"):
+                    bad.append(line)
+                    for g in row.get("groups", []):
+                        if g["kind"] == "unexplained":
+                            print("  unexplained: generation %d %s, stderr %r, dropped %s\n    %s" % (g["generation"], g["class"], g["stderr"][:200], g["dropped"], g["recreate"]))
+                for f in row.get("failed_runs", []):
+                    bad.append("%s %s %s: a later generation's run failed: %s" % (e["name"], s["name"], row["profile"], f))
+        results.append(r)
+    write_reports(results, a)
+    print("wrote %s" % os.path.join(a.out, "zoo.md"))
+    if bad:
+        print("zoo: %d problem(s):\n  %s" % (len(bad), "\n  ".join(bad)), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

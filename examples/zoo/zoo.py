@@ -121,9 +121,10 @@ def judge_groups(e, groups, profile, setting, generation, trace):
     out = []
     for g in groups:
         failure = (g.get("shrunk") or {}).get("failure") or {}
-        x = next(
-            (x for x in e.get("explanations", []) if matches(x, g, failure, profile, setting)), None
-        )
+        # An explanation written for this setting first (a weaker setting's documented loss
+        # before a bug that also shows under it).
+        xs = sorted(e.get("explanations", []), key=lambda x: setting not in x.get("settings", []))
+        x = next((x for x in xs if matches(x, g, failure, profile, setting)), None)
         out.append(
             {
                 "generation": generation,
@@ -143,6 +144,18 @@ def judge_groups(e, groups, profile, setting, generation, trace):
             }
         )
     return out
+
+
+def trace_only(e, a, setting, workdir, traces):
+    """Trace the workload and return what `powercut trace` said (its summary and warnings)."""
+    here = os.path.join(HERE, e["dir"])
+    os.makedirs(os.path.join(workdir, "data"))
+    trace = os.path.join(traces, "%s-%s.trace" % (e["dir"], setting["name"]))
+    n = e["quick_ops" if a.quick else "ops"]
+    cmd = fill(e["load"], here=here, python=a.python, dir="data", n=str(n), setting=setting["name"], root=ROOT)
+    r = run([a.powercut, "trace", "--dir", "data", "--out", trace, "--"] + cmd, cwd=workdir)
+    lines = [l for l in (r.stderr + r.stdout).splitlines() if l.startswith(("traced", "warning"))]
+    return [re.sub(r" in /\S+:", ":", l).replace(ROOT + "/", "") for l in lines]
 
 
 def explore(e, a, setting, workdir, traces):
@@ -177,13 +190,15 @@ def explore(e, a, setting, workdir, traces):
         judged, failing = d["checked"], sum(g["count"] for g in d["groups"])
         failed_runs = []
         for gen in d.get("generations", []):
-            x = gen["exploration"]
+            if gen.get("failed_run"):
+                failed_runs.append("from %s: %s" % (gen.get("from"), gen["failed_run"]))
+            x = gen.get("exploration")
+            if x is None:
+                continue
             judged += x["checked"]
             failing += sum(g["count"] for g in x["groups"])
             gen_trace = os.path.relpath(gen["trace"], ROOT) if gen.get("trace") else rel
             groups += judge_groups(e, x["groups"], profile, setting["name"], gen["generation"], gen_trace)
-            if gen.get("failed_run"):
-                failed_runs.append(gen["failed_run"])
         rows.append(
             {
                 "profile": profile,
@@ -256,6 +271,8 @@ def write_reports(results, a):
             md += ["Not tested: " + r["skipped"] + "."]
             if r.get("why"):
                 md += ["", r["why"]]
+            if r.get("evidence"):
+                md += ["", "What `powercut trace` says of its workload:", "", "```"] + r["evidence"] + ["```"]
             continue
         p = r["promise"]
         md += ["**Promise.** " + p["claim"], "", "> " + p["quote"].replace("\n", "\n> "), "", "Source: " + p["source"], ""]
@@ -296,6 +313,15 @@ def write_reports(results, a):
                         )
                     ]
             md += [""]
+        runs = [(row["profile"], s["name"], f) for s in r["settings"] for row in s.get("profiles", []) for f in row.get("failed_runs", [])]
+        if runs:
+            md += ["**Later generations whose workload could not run again** (the state passed its check, then the engine refused to carry on from it):", ""]
+            for x in r.get("failed_runs", []):
+                hits = [(p, n, f) for p, n, f in runs if re.search(x["match"], f)]
+                if hits:
+                    p, n, f = hits[0]
+                    md += ["- **%s** (%s), %d runs, e.g. `%s` on %s: %s. %s" % (x["title"], x["kind"], len(hits), n, p, f[:300], x["text"])]
+            md += [""]
         used = {g["explanation"] for s in r["settings"] for row in s.get("profiles", []) for g in row.get("groups", [])}
         for x in r["explanations"]:
             if x["id"] in used:
@@ -327,12 +353,17 @@ def main():
         r["dir"] = e["dir"]
         r["explanations"] = e.get("explanations", [])
         r["notes"] = e.get("notes", "")
+        r["failed_runs"] = e.get("failed_runs", [])
+        why = available(e, a)
         if e.get("untestable"):
-            r.update(skipped=e["untestable"], why=e.get("why", ""), version=version(e, a))
+            r.update(skipped=e["untestable"], why=e.get("why", ""), version=version(e, a) if not why else "")
+            if not why:
+                # The evidence: what the trace of its workload shows and warns.
+                with tempfile.TemporaryDirectory(prefix="powercut-zoo-") as w:
+                    r["evidence"] = trace_only(e, a, e["settings"][0], w, traces)
             results.append(r)
             print("%s: not testable in black-box mode: %s" % (e["name"], e["untestable"]), flush=True)
             continue
-        why = available(e, a)
         if why:
             r.update(skipped="not installed here (%s)" % why, version="")
             results.append(r)
@@ -360,7 +391,9 @@ def main():
                         if g["kind"] == "unexplained":
                             print("  unexplained: generation %d %s, stderr %r, dropped %s\n    %s" % (g["generation"], g["class"], g["stderr"][:200], g["dropped"], g["recreate"]))
                 for f in row.get("failed_runs", []):
-                    bad.append("%s %s %s: a later generation's run failed: %s" % (e["name"], s["name"], row["profile"], f))
+                    x = next((x for x in e.get("failed_runs", []) if re.search(x["match"], f)), None)
+                    if x is None:
+                        bad.append("%s %s %s: a later generation's run failed: %s" % (e["name"], s["name"], row["profile"], f))
         results.append(r)
     write_reports(results, a)
     print("wrote %s" % os.path.join(a.out, "zoo.md"))

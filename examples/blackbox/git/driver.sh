@@ -23,9 +23,15 @@ export GIT_CONFIG_COUNT=3
 export GIT_CONFIG_KEY_0=core.fsync GIT_CONFIG_VALUE_0="$mode"
 export GIT_CONFIG_KEY_1=core.fsyncMethod GIT_CONFIG_VALUE_1=fsync
 export GIT_CONFIG_KEY_2=gc.auto GIT_CONFIG_VALUE_2=0
+# Run again on a recovered repository (`explore --generations`), it carries on after the commits
+# there: the next acknowledgement names the next commit.
+first=1
+if [ -d .git ]; then
+    first=$(( $(git rev-list --count HEAD 2>/dev/null || echo 0) + 1 ))
+fi
 git init -q -b main .
-i=1
-while [ "$i" -le "$n" ]; do
+i=$first
+while [ "$i" -lt "$((first + n))" ]; do
     echo "line $i" >> notes.txt
     git add notes.txt
     git commit -q -m "commit $i"

@@ -74,7 +74,11 @@ def run(cmd, **kw):
 
 
 def available(e, a):
-    """None if the engine can run here, else why not."""
+    """None if the engine can run here (built, if it is built here), else why not."""
+    if "build" in e:
+        r = run(fill(e["build"], here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+        if r.returncode != 0:
+            return "build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
     probe = e.get("requires")
     if probe is None:
         return None
@@ -107,6 +111,8 @@ def matches(x, group, failure, profile, setting):
             return False
     if x.get("why") and not re.search(x["why"], failure.get("why") or ""):
         return False
+    if x.get("generation") and x["generation"] != group.get("generation", 1):
+        return False
     if x.get("at") and not re.search(x["at"], failure.get("at") or ""):
         return False
     kills = [st for st in group.get("states", []) if "kill" in st]
@@ -121,6 +127,7 @@ def judge_groups(e, groups, profile, setting, generation, trace):
     out = []
     for g in groups:
         failure = (g.get("shrunk") or {}).get("failure") or {}
+        g = dict(g, generation=generation)
         # An explanation written for this setting first (a weaker setting's documented loss
         # before a bug that also shows under it).
         xs = sorted(e.get("explanations", []), key=lambda x: setting not in x.get("settings", []))
@@ -174,10 +181,14 @@ def explore(e, a, setting, workdir, traces):
     rows = []
     for profile in PROFILES:
         out = os.path.join(workdir, "%s.json" % profile)
+        # A copy per profile: a later generation's traces are written beside the trace explored
+        # (TRACE.gen2-1, ...), and each profile's exploration makes its own.
+        explored = trace[: -len(".trace")] + ".%s.trace" % profile
+        shutil.copyfile(trace, explored)
         check = ["--check-server", shell(fill(e["serve"], here=here, python=a.python, root=ROOT))] if "serve" in e else ["--check", shell(fill(e["check"], here=here, python=a.python, dir="{dir}", root=ROOT))]
         gens = e.get("generations", 2)
         budget = e.get("quick_budget", 150) if a.quick else e.get("budget", 1000)
-        args = [a.powercut, "explore", trace, "--profile", profile, "--budget", str(budget), "--generations", str(gens), "--json", out] + check
+        args = [a.powercut, "explore", explored, "--profile", profile, "--budget", str(budget), "--generations", str(gens), "--json", out] + check
         start = time.time()
         r = run(args, cwd=workdir)
         if r.returncode not in (0, 1) or not os.path.exists(out):
@@ -185,7 +196,7 @@ def explore(e, a, setting, workdir, traces):
             continue
         with open(out) as f:
             d = json.load(f)
-        rel = os.path.relpath(trace, ROOT)
+        rel = os.path.relpath(explored, ROOT)
         groups = judge_groups(e, d["groups"], profile, setting["name"], 1, rel)
         judged, failing = d["checked"], sum(g["count"] for g in d["groups"])
         failed_runs = []

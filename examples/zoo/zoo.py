@@ -223,6 +223,12 @@ def explore(e, a, setting, workdir, traces):
     return {"traced": traced[0] if traced else "", "trace": os.path.relpath(trace, ROOT), "profiles": rows}
 
 
+def acked(g):
+    """How many acknowledgements came before the group's smallest failing state's crash."""
+    m = re.search(r", (\d+) acknowledged$", g.get("at") or "")
+    return int(m.group(1)) if m else 0
+
+
 def verdict(setting, row):
     if "error" in row:
         return "error"
@@ -276,6 +282,49 @@ def write_reports(results, a):
                 % (r["name"], r["version"], s["name"], "promised durable" if s["durable"] else "weaker", cells[0], cells[1], "; ".join(v))
             )
     md += ["", "Cells are failing / judged crash states (both generations)."]
+    # The headline, and every broken promise written up for its engine's maintainers.
+    tested = [r for r in results if "skipped" not in r]
+    broken = [(r, s) for r in tested for s in r["settings"] if s["durable"] and any(verdict(s, row) == "BREAKS its promise" for row in s.get("profiles", []))]
+    kept = [r["name"] for r in tested if not any(rr is r for rr, _ in broken)]
+    md += [
+        "",
+        "**Headline.** %d engines tested, %d not testable in black-box mode. Under the settings their documentation calls durable, %s keep their promise on both profiles (apart from the failures classed `platform` or `robustness` below); %s do not."
+        % (
+            len(tested),
+            len(results) - len(tested),
+            ", ".join(kept) or "none",
+            ", ".join(sorted({r["name"] for r, _ in broken})) or "none",
+        ),
+    ]
+    if broken:
+        md += ["", "## Broken promises, ready to send upstream", ""]
+        for r, s in broken:
+            for row in s["profiles"]:
+                for cause in dict.fromkeys(g["explanation"] for g in row["groups"] if g["kind"] == "bug"):
+                    x = next(x for x in r["explanations"] if x["id"] == cause)
+                    gs = [g for g in row["groups"] if g["explanation"] == cause]
+                    g = min(gs, key=lambda g: (acked(g) == 0, len(g["dropped"]), g["generation"]))
+                    md += [
+                        "### %s, `%s`, %s: %s" % (r["name"], s["name"], row["profile"], x["title"]),
+                        "",
+                        "- Settings: %s (%s)." % (s["what"], r["version"]),
+                        "- Promise: \"%s\" (%s)" % (r["promise"]["quote"][:400] + ("..." if len(r["promise"]["quote"]) > 400 else ""), r["promise"]["source"]),
+                        "- %d crash states of %d fail this way. The smallest: %s%s; state `%s` (generation %d), %s: %s."
+                        % (
+                            sum(g["states"] for g in gs),
+                            row["states_judged"],
+                            g["at"],
+                            " in a run of the workload on a recovered state that already held the first run's acknowledged writes" if g["generation"] > 1 else "",
+                            g["minimal_state"],
+                            g["generation"],
+                            g["class"],
+                            g["why"] or g["stderr"],
+                        ),
+                        "- Dropped: %s." % ("; ".join(g["dropped"]) or "nothing"),
+                        "- Re-create: `%s`, then open it with the engine (the zoo's check: `%s`)." % (g["recreate"], "examples/zoo/%s" % r["dir"]),
+                        "- Why it breaks the promise: %s" % x["text"],
+                        "",
+                    ]
     for r in results:
         md += ["", "## " + r["name"], ""]
         if "skipped" in r:

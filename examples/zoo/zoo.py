@@ -14,13 +14,14 @@ crashes and `--generations 2`.
 Every failing group must match an explanation (by class, check stderr and dropped operations),
 or the zoo exits 1 naming it: no unexplained red. A durable setting that fails gets a write-up
 in zoo.md: the minimal state, the dropped operations, the command that re-creates it (the traces
-are kept under DIR/zoo-traces/), and why it breaks the documented promise.
+are kept gzipped under DIR/zoo-traces/), and why it breaks the documented promise.
 
 --quick runs the engines marked quick, fewer operations and a smaller budget: what CI runs.
 --python is the Python that has the engines' packages (default: this one). Exit: 0 every group
 explained, 1 an unexplained group or a run that failed, 2 bad input.
 """
 import argparse
+import gzip
 import json
 import os
 import re
@@ -56,8 +57,14 @@ def load_engine(name):
     return e
 
 
+# The table's order: SQLite first (the reference), then the key-value stores, the Rust ones, and
+# what cannot be tested last; an engine directory not listed comes after, by name.
+ORDER = ["sqlite", "leveldb", "rocksdb", "lmdb", "zodb", "diskcache", "git", "redb", "fjall", "dbm_gnu"]
+
+
 def engines():
-    return sorted(d for d in os.listdir(HERE) if os.path.exists(os.path.join(HERE, d, "engine.json")))
+    found = [d for d in os.listdir(HERE) if os.path.exists(os.path.join(HERE, d, "engine.json"))]
+    return sorted(found, key=lambda d: (ORDER.index(d) if d in ORDER else len(ORDER), d))
 
 
 def fill(template, **kw):
@@ -143,8 +150,8 @@ def judge_groups(e, groups, profile, setting, generation, trace):
                 "dropped": failure.get("dropped") or [],
                 "why": failure.get("why") or "",
                 "at": failure.get("at") or "",
-                "recreate": "powercut explore %s --profile %s --seed 0 --materialize '%s' --into /tmp/powercut-state"
-                % (trace, profile, failure.get("state")),
+                "recreate": "gunzip -kf %s.gz && powercut explore %s --profile %s --seed 0 --materialize '%s' --into /tmp/powercut-state"
+                % (trace, trace, profile, failure.get("state")),
                 "kill_states": sum(1 for st in g.get("states", []) if "kill" in st),
                 "explanation": x["id"] if x else None,
                 "kind": x["kind"] if x else "unexplained",
@@ -246,6 +253,33 @@ def verdict(setting, row):
     return "loses writes, as documented"
 
 
+def summary(setting):
+    """One verdict for a setting over both profiles: the worst, with the profiles that show each
+    kind of failure."""
+    rows = setting.get("profiles", [])
+    if "error" in setting or not rows or any("error" in r for r in rows):
+        return "error"
+    where = {}
+    for row in rows:
+        for g in row["groups"]:
+            where.setdefault(g["kind"], []).append(row["profile"])
+    also = lambda kinds: "; ".join(  # noqa: E731
+        "%s (%s)" % (k, ", ".join(dict.fromkeys(where[k]))) for k in kinds if k in where
+    )
+    if "unexplained" in where:
+        return "UNEXPLAINED (%s)" % ", ".join(dict.fromkeys(where["unexplained"]))
+    if setting["durable"]:
+        if "bug" in where:
+            rest = also(("platform", "robustness"))
+            return "**BREAKS its promise** (%s)%s" % (", ".join(dict.fromkeys(where["bug"])), "; also " + rest if rest else "")
+        rest = also(("platform", "robustness"))
+        return "keeps its promise" + ("; fails as " + rest if rest else "")
+    if not where:
+        return "no loss seen"
+    rest = also(("bug", "platform", "robustness"))
+    return "loses writes, as documented" + ("; also " + rest if rest else "")
+
+
 def write_reports(results, a):
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "zoo.json"), "w") as f:
@@ -263,7 +297,7 @@ def write_reports(results, a):
         "but Linux and ext4 do; `robustness` is a real defect that loses no acknowledged write "
         "(a store that cannot be opened after a crash before its first commit)." % (" --quick" if a.quick else "")
     )
-    md += ["", "| engine | version | setting | promise kept? | posix | ext4-ordered | verdict |", "|---|---|---|---|---|---|---|"]
+    md += ["", "| engine | version | setting | promise | posix | ext4-ordered | verdict |", "|---|---|---|---|---|---|---|"]
     for r in results:
         if "skipped" in r:
             md.append("| %s | %s | | | | | not tested: %s |" % (r["name"], r.get("version", ""), r["skipped"]))
@@ -276,10 +310,9 @@ def write_reports(results, a):
                     cells.append("error" if row else "-")
                     continue
                 cells.append("%d / %d" % (row["failing_states"], row["states_judged"]))
-            v = sorted({verdict(s, row) for row in s.get("profiles", [])}) or [s.get("error", "error")]
             md.append(
                 "| %s | %s | `%s` | %s | %s | %s | %s |"
-                % (r["name"], r["version"], s["name"], "promised durable" if s["durable"] else "weaker", cells[0], cells[1], "; ".join(v))
+                % (r["name"], r["version"], s["name"], "promised durable" if s["durable"] else "weaker", cells[0], cells[1], summary(s))
             )
     md += ["", "Cells are failing / judged crash states (both generations)."]
     # The headline, and every broken promise written up for its engine's maintainers.
@@ -390,14 +423,29 @@ def write_reports(results, a):
         f.write("\n".join(md).rstrip() + "\n")
 
 
+def compress(traces):
+    """gzip every trace (hex of mostly-zero blocks: the traces of one run are ~1.7 GB raw, ~4 MB
+    compressed), reproducibly (no name or time in the header)."""
+    for name in sorted(os.listdir(traces)):
+        path = os.path.join(traces, name)
+        if name.endswith(".gz"):
+            continue
+        with open(path, "rb") as src, open(path + ".gz", "wb") as raw:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as dst:
+                shutil.copyfileobj(src, dst)
+        os.remove(path)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("engines", nargs="*", help="engine directories under examples/zoo (default: all)")
     p.add_argument("--quick", action="store_true", help="the quick engines, fewer operations, a smaller budget")
     p.add_argument("--powercut", default=os.path.join(ROOT, "target", "release", "powercut"))
     p.add_argument("--python", default=sys.executable, help="a Python with the engines' packages")
+    p.add_argument("--update", action="store_true", help="run only the ENGINEs named, keeping the others' results in --out")
     p.add_argument("--out", default=os.path.join(ROOT, "target", "zoo"), help="where zoo.{md,json} and zoo-traces/ go (reports: the committed copy)")
     a = p.parse_args()
+    a.out, a.powercut = os.path.abspath(a.out), os.path.abspath(a.powercut)
     if not os.access(a.powercut, os.X_OK):
         fail("no powercut binary at %s (cargo build --release)" % a.powercut)
     names = a.engines or engines()
@@ -405,8 +453,22 @@ def main():
     if a.quick and not a.engines:
         chosen = [e for e in chosen if e.get("quick")]
     traces = os.path.join(a.out, "zoo-traces")
-    shutil.rmtree(traces, ignore_errors=True)
-    os.makedirs(traces)
+    kept = []
+    if a.update:
+        # Keep the other engines' results and traces; run the chosen ones again.
+        try:
+            with open(os.path.join(a.out, "zoo.json")) as f:
+                kept = json.load(f)["engines"]
+        except (OSError, ValueError, KeyError) as err:
+            fail("--update: cannot read %s: %s" % (os.path.join(a.out, "zoo.json"), err))
+        for e in chosen:
+            for name in os.listdir(traces) if os.path.isdir(traces) else []:
+                if name.startswith(e["dir"] + "-"):
+                    os.remove(os.path.join(traces, name))
+        kept = [r for r in kept if r["dir"] not in {e["dir"] for e in chosen}]
+    else:
+        shutil.rmtree(traces, ignore_errors=True)
+    os.makedirs(traces, exist_ok=True)
     results, bad = [], []
     for e in chosen:
         r = {k: e[k] for k in ("name", "promise") if k in e}
@@ -455,6 +517,9 @@ def main():
                     if x is None:
                         bad.append("%s %s %s: a later generation's run failed: %s" % (e["name"], s["name"], row["profile"], f))
         results.append(r)
+    compress(traces)
+    order = engines()
+    results = sorted(kept + results, key=lambda r: order.index(r["dir"]) if r["dir"] in order else len(order))
     write_reports(results, a)
     print("wrote %s" % os.path.join(a.out, "zoo.md"))
     if bad:

@@ -139,9 +139,21 @@ pub fn replay(trace: &Trace, profile: &Profile, seed: u64) -> Result<Replayed, S
             TraceOp::InitialSymlink { name, target } => {
                 fs.symlink(target, name).map_err(|e| err(i, e))?;
             }
-            TraceOp::Initial { name, data } => {
+            TraceOp::Initial { name, data, len } => {
                 let f = fs.open(name, OpenOptions::create()).map_err(|e| err(i, e))?;
                 f.write_all_at(&data.0, 0).map_err(|e| err(i, e))?;
+                match *len {
+                    Some(len) if len < data.0.len() as u64 => {
+                        return Err(format!(
+                            "trace operation {}: initial {name}: len {len} is shorter than its {} \
+                             bytes of data",
+                            i + 1,
+                            data.0.len()
+                        ));
+                    }
+                    Some(len) => f.set_len(len).map_err(|e| err(i, e))?,
+                    None => {}
+                }
                 f.sync_all().map_err(|e| err(i, e))?;
             }
             _ => {}
@@ -1300,6 +1312,39 @@ mod tests {
             "crash point at operation 2 (after the last of 1 trace ops), 0 acknowledged"
         );
         assert!(in_flight(&trace, &replayed, 0).contains("trace op 1 of 1: open f (create)"));
+    }
+
+    /// A preallocated file keeps its length and zeros without writing them into the trace; a
+    /// `len` shorter than the data is an error naming the operation.
+    #[test]
+    fn an_initial_file_s_zero_tail_is_a_length() {
+        use super::super::trace::{Header, Hex};
+        let header = Header {
+            powercut_trace: 1,
+            dir: "/d".into(),
+            command: vec!["x".into()],
+            cwd: None,
+            ack: "^ACK ".into(),
+            exit_code: Some(0),
+            fail_sync: None,
+            warnings: Vec::new(),
+        };
+        let initial = |len| TraceOp::Initial { name: "log".into(), data: Hex(b"ab".to_vec()), len };
+        let line = serde_json::to_string(&initial(Some(8192))).unwrap();
+        assert_eq!(line, r#"{"op":"initial","name":"log","data":"6162","len":8192}"#);
+        assert!(!serde_json::to_string(&initial(None)).unwrap().contains("len"));
+        let trace = Trace { header: header.clone(), ops: vec![initial(Some(8192))] };
+        let replayed = replay(&trace, &Profile::posix(), 0).unwrap();
+        let image = replayed.points[0].0.process_crash(faultfs::InFlight::Skipped);
+        let f = image.open("log", faultfs::OpenOptions::existing()).unwrap();
+        assert_eq!(f.len().unwrap(), 8192);
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        assert_eq!(&bytes[..3], b"ab\0");
+        assert!(bytes[2..].iter().all(|&b| b == 0));
+        let short = Trace { header, ops: vec![initial(Some(1))] };
+        let e = replay(&short, &Profile::posix(), 0).err().unwrap();
+        assert!(e.contains("trace operation 1: initial log: len 1 is shorter"), "{e}");
     }
 
     #[test]

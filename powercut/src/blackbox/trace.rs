@@ -51,8 +51,12 @@ pub enum TraceOp {
     Initial {
         /// Its path in the directory.
         name: String,
-        /// Its contents.
+        /// Its contents, up to `len` if that is given.
         data: Hex,
+        /// Its length, when it runs on past `data` in zeros (a preallocated or sparse file, as
+        /// many engines keep their logs): the zeros are not written out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        len: Option<u64>,
     },
     /// A subdirectory that was there, durable, before the program started.
     InitialDir {
@@ -200,6 +204,13 @@ impl From<Sync> for SyncMode {
             Sync::ODsync => SyncMode::ODsync,
         }
     }
+}
+
+/// How much of `data` an `initial` operation writes out, and the length to give it: a run of
+/// zeros at the end of 4 KiB or more is left to `len`.
+fn without_zero_tail(data: &[u8]) -> (usize, Option<u64>) {
+    let kept = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if data.len() - kept >= 4096 { (kept, Some(data.len() as u64)) } else { (data.len(), None) }
 }
 
 /// Bytes, written as lowercase hex in the trace file.
@@ -415,10 +426,12 @@ impl Tracer {
             t.links.insert(name.clone());
             t.ops.push(TraceOp::InitialSymlink { name, target });
         }
-        for (name, data) in initial.files {
+        for (name, mut data) in initial.files {
             t.names.insert(name.clone(), t.sizes.len());
             t.sizes.push(data.len() as u64);
-            t.ops.push(TraceOp::Initial { name, data: Hex(data) });
+            let (kept, len) = without_zero_tail(&data);
+            data.truncate(kept);
+            t.ops.push(TraceOp::Initial { name, data: Hex(data), len });
         }
         t
     }
@@ -1072,6 +1085,16 @@ mod tests {
     use crate::blackbox::strace::Reader;
     use crate::blackbox::strace::tests::hex;
 
+    #[test]
+    fn only_a_zero_tail_of_a_page_or_more_is_left_to_len() {
+        let mut preallocated = b"log".to_vec();
+        preallocated.resize(1 << 20, 0);
+        assert_eq!(without_zero_tail(&preallocated), (3, Some(1 << 20)));
+        assert_eq!(without_zero_tail(&[0; 8192]), (0, Some(8192)));
+        assert_eq!(without_zero_tail(b"ab\0\0"), (4, None));
+        assert_eq!(without_zero_tail(b""), (0, None));
+    }
+
     fn run(lines: &[String], initial: Vec<(String, Vec<u8>)>) -> Result<Vec<TraceOp>, String> {
         let mut reader = Reader::default();
         let mut t = Tracer::new("/d".into(), "/w".into(), Regex::new("^ACK ").unwrap(), initial);
@@ -1112,7 +1135,7 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                TraceOp::Initial { name: "old".into(), data: Hex(b"x".to_vec()) },
+                TraceOp::Initial { name: "old".into(), data: Hex(b"x".to_vec()), len: None },
                 TraceOp::Open {
                     file,
                     name: "log".into(),

@@ -38,7 +38,11 @@ pub fn main(
                 eprintln!("unknown setting {setting:?}; one of {}", settings.join(", "));
                 2
             } else {
-                match n.parse().map_err(|e| format!("N: {e}")).and_then(|n| load(Path::new(dir), n, setting)) {
+                match n
+                    .parse()
+                    .map_err(|e| format!("N: {e}"))
+                    .and_then(|n| load(Path::new(dir), n, setting))
+                {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("{e}");
@@ -51,7 +55,9 @@ pub fn main(
             let stdin = std::io::stdin();
             for line in stdin.lock().lines() {
                 let Ok(dir) = line else { break };
-                let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state(Path::new(&dir)))) {
+                let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    state(Path::new(&dir))
+                })) {
                     Ok(Ok(s)) => serde_json::json!({ "state": s }),
                     Ok(Err(e)) => serde_json::json!({ "error": e }),
                     Err(_) => serde_json::json!({ "error": "recovery panicked" }),

@@ -13,7 +13,11 @@ fn load(dir: &Path, n: u64, setting: &str) -> Result<(), String> {
     let db = Database::create(dir.join("kv.redb")).map_err(|e| e.to_string())?;
     for (k, v) in zoo_driver::workload(n) {
         let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-        txn.set_durability(if setting == "none" { Durability::None } else { Durability::Immediate });
+        txn.set_durability(if setting == "none" {
+            Durability::None
+        } else {
+            Durability::Immediate
+        });
         {
             let mut t = txn.open_table(KV).map_err(|e| e.to_string())?;
             t.insert(k.as_str(), v.as_str()).map_err(|e| e.to_string())?;

@@ -336,7 +336,7 @@ def write_reports(results, a):
                 for cause in dict.fromkeys(g["explanation"] for g in row["groups"] if g["kind"] == "bug"):
                     x = next(x for x in r["explanations"] if x["id"] == cause)
                     gs = [g for g in row["groups"] if g["explanation"] == cause]
-                    g = min(gs, key=lambda g: (acked(g) == 0, len(g["dropped"]), g["generation"]))
+                    g = min(gs, key=lambda g: (acked(g) == 0, len(g["dropped"]), len(g["minimal_state"] or ""), g["generation"]))
                     md += [
                         "### %s, `%s`, %s: %s" % (r["name"], s["name"], row["profile"], x["title"]),
                         "",
@@ -390,7 +390,7 @@ def write_reports(results, a):
                     by_cause.setdefault(g["explanation"], []).append(g)
                 for cause, gs in by_cause.items():
                     x = next((x for x in r["explanations"] if x["id"] == cause), None)
-                    g = min(gs, key=lambda g: (len(g["dropped"]), g["generation"]))
+                    g = min(gs, key=lambda g: (len(g["dropped"]), len(g["minimal_state"] or ""), g["generation"]))
                     md += [
                         "  - **%s** (%s): %d states, %d distinct failures; the smallest: generation %d, %s, state `%s`, dropped: %s; re-create: `%s`"
                         % (
@@ -443,9 +443,20 @@ def main():
     p.add_argument("--powercut", default=os.path.join(ROOT, "target", "release", "powercut"))
     p.add_argument("--python", default=sys.executable, help="a Python with the engines' packages")
     p.add_argument("--update", action="store_true", help="run only the ENGINEs named, keeping the others' results in --out")
+    p.add_argument("--rewrite", action="store_true", help="run nothing: write zoo.md again from --out's zoo.json")
     p.add_argument("--out", default=os.path.join(ROOT, "target", "zoo"), help="where zoo.{md,json} and zoo-traces/ go (reports: the committed copy)")
     a = p.parse_args()
     a.out, a.powercut = os.path.abspath(a.out), os.path.abspath(a.powercut)
+    if a.rewrite:
+        try:
+            with open(os.path.join(a.out, "zoo.json")) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as err:
+            fail("--rewrite: cannot read %s: %s" % (os.path.join(a.out, "zoo.json"), err))
+        a.quick = doc.get("quick", False)
+        write_reports(doc["engines"], a)
+        print("wrote %s" % os.path.join(a.out, "zoo.md"))
+        return
     if not os.access(a.powercut, os.X_OK):
         fail("no powercut binary at %s (cargo build --release)" % a.powercut)
     names = a.engines or engines()

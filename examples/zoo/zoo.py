@@ -446,7 +446,10 @@ def main():
     p.add_argument("--rewrite", action="store_true", help="run nothing: write zoo.md again from --out's zoo.json")
     p.add_argument("--out", default=os.path.join(ROOT, "target", "zoo"), help="where zoo.{md,json} and zoo-traces/ go (reports: the committed copy)")
     a = p.parse_args()
+    # Commands run in scratch directories: a relative path would name nothing there.
     a.out, a.powercut = os.path.abspath(a.out), os.path.abspath(a.powercut)
+    if os.sep in a.python:
+        a.python = os.path.abspath(a.python)
     if a.rewrite:
         try:
             with open(os.path.join(a.out, "zoo.json")) as f:

@@ -51,7 +51,7 @@ class Judging(unittest.TestCase):
 
     def test_verdicts(self):
         durable, weak = {"durable": True}, {"durable": False}
-        row = lambda *kinds: {"groups": [{"kind": k} for k in kinds]}  # noqa: E731
+        row = lambda *kinds: {"states_judged": 10, "groups": [{"kind": k} for k in kinds]}  # noqa: E731
         self.assertEqual(zoo.verdict(durable, row()), "holds")
         self.assertEqual(zoo.verdict(durable, row("bug", "platform")), "BREAKS its promise")
         self.assertEqual(zoo.verdict(durable, row("platform")), "promise kept; fails only as platform")
@@ -59,11 +59,13 @@ class Judging(unittest.TestCase):
         self.assertEqual(zoo.verdict(weak, row("documented")), "loses writes, as documented")
         self.assertEqual(zoo.verdict(weak, row()), "no loss seen")
         self.assertEqual(zoo.verdict(durable, {"error": "x"}), "error")
+        # Nothing judged is no result, not a pass.
+        self.assertEqual(zoo.verdict(durable, {"states_judged": 0, "groups": []}), "error")
 
     def test_a_setting_s_summary_names_the_profiles(self):
         rows = [
-            {"profile": "posix", "groups": [{"kind": "bug"}, {"kind": "platform"}]},
-            {"profile": "ext4-ordered", "groups": [{"kind": "bug"}]},
+            {"profile": "posix", "states_judged": 9, "groups": [{"kind": "bug"}, {"kind": "platform"}]},
+            {"profile": "ext4-ordered", "states_judged": 9, "groups": [{"kind": "bug"}]},
         ]
         s = {"durable": True, "profiles": rows}
         self.assertEqual(zoo.summary(s), "**BREAKS its promise** (posix, ext4-ordered); also platform (posix)")

@@ -239,6 +239,8 @@ def acked(g):
 def verdict(setting, row):
     if "error" in row:
         return "error"
+    if not row.get("states_judged"):
+        return "error"  # a check that never ran is no result
     kinds = {g["kind"] for g in row["groups"]}
     if "unexplained" in kinds:
         return "UNEXPLAINED"
@@ -257,7 +259,7 @@ def summary(setting):
     """One verdict for a setting over both profiles: the worst, with the profiles that show each
     kind of failure."""
     rows = setting.get("profiles", [])
-    if "error" in setting or not rows or any("error" in r for r in rows):
+    if "error" in setting or not rows or any("error" in r or not r.get("states_judged") for r in rows):
         return "error"
     where = {}
     for row in rows:

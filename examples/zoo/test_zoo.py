@@ -86,6 +86,11 @@ class EngineFiles(unittest.TestCase):
                 self.assertTrue(x.get("title") and x.get("text"), (name, x["id"]))
             self.assertTrue(e["promise"].get("quote") and e["promise"].get("source"), name)
             self.assertTrue(any(s["durable"] for s in e["settings"]), name)
+            # A documented loss belongs to a weaker setting, never to one called durable.
+            durable = {s["name"] for s in e["settings"] if s["durable"]}
+            for x in e.get("explanations", []):
+                if x["kind"] == "documented":
+                    self.assertTrue(x.get("settings") and not durable & set(x["settings"]), (name, x["id"]))
 
 
 if __name__ == "__main__":

@@ -130,10 +130,14 @@ def matches(x, group, failure, profile, setting):
     return True
 
 
-def judge_groups(e, groups, profile, setting, generation, trace):
+def judge_groups(e, groups, profile, setting, generation, trace, failures=()):
     out = []
     for g in groups:
         failure = (g.get("shrunk") or {}).get("failure") or {}
+        if not failure:
+            # Not shrunk (powercut's shrinking budget ran out): the group's first state as found.
+            first = (g.get("states") or [None])[0]
+            failure = next((f for f in failures if f.get("state") == first), {})
         g = dict(g, generation=generation)
         # An explanation written for this setting first (a weaker setting's documented loss
         # before a bug that also shows under it).
@@ -154,7 +158,7 @@ def judge_groups(e, groups, profile, setting, generation, trace):
                 % (trace, trace, profile, failure.get("state")),
                 "kill_states": sum(1 for st in g.get("states", []) if "kill" in st),
                 "explanation": x["id"] if x else None,
-                "kind": x["kind"] if x else "unexplained",
+                "kind": kind_of(x, generation, failure),
             }
         )
     return out
@@ -204,7 +208,7 @@ def explore(e, a, setting, workdir, traces):
         with open(out) as f:
             d = json.load(f)
         rel = os.path.relpath(explored, ROOT)
-        groups = judge_groups(e, d["groups"], profile, setting["name"], 1, rel)
+        groups = judge_groups(e, d["groups"], profile, setting["name"], 1, rel, d.get("failures", []))
         judged, failing = d["checked"], sum(g["count"] for g in d["groups"])
         failed_runs = []
         for gen in d.get("generations", []):
@@ -216,7 +220,7 @@ def explore(e, a, setting, workdir, traces):
             judged += x["checked"]
             failing += sum(g["count"] for g in x["groups"])
             gen_trace = os.path.relpath(gen["trace"], ROOT) if gen.get("trace") else rel
-            groups += judge_groups(e, x["groups"], profile, setting["name"], gen["generation"], gen_trace)
+            groups += judge_groups(e, x["groups"], profile, setting["name"], gen["generation"], gen_trace, x.get("failures", []))
         rows.append(
             {
                 "profile": profile,
@@ -227,7 +231,20 @@ def explore(e, a, setting, workdir, traces):
                 "seconds": round(time.time() - start, 1),
             }
         )
+    os.remove(trace)  # each profile explored its own identical copy
     return {"traced": traced[0] if traced else "", "trace": os.path.relpath(trace, ROOT), "profiles": rows}
+
+
+def kind_of(x, generation, failure):
+    """The explanation's kind, except that a `bug` whose crash came before the first
+    acknowledgement of the first run has lost nothing acknowledged: there it is `robustness`.
+    (A later generation counts only its own run's acknowledgements; the state it started from
+    may hold earlier ones, so there a `bug` stays one.)"""
+    if x is None:
+        return "unexplained"
+    if x["kind"] == "bug" and generation == 1 and acked(failure) == 0:
+        return "robustness"
+    return x["kind"]
 
 
 def acked(g):
@@ -271,6 +288,8 @@ def summary(setting):
     if "unexplained" in where:
         return "UNEXPLAINED (%s)" % ", ".join(dict.fromkeys(where["unexplained"]))
     if setting["durable"]:
+        if "documented" in where:
+            return "UNEXPLAINED (a documented loss under a setting called durable: %s)" % ", ".join(dict.fromkeys(where["documented"]))
         if "bug" in where:
             rest = also(("platform", "robustness"))
             return "**BREAKS its promise** (%s)%s" % (", ".join(dict.fromkeys(where["bug"])), "; also " + rest if rest else "")
@@ -319,16 +338,22 @@ def write_reports(results, a):
     md += ["", "Cells are failing / judged crash states (both generations)."]
     # The headline, and every broken promise written up for its engine's maintainers.
     tested = [r for r in results if "skipped" not in r]
-    broken = [(r, s) for r in tested for s in r["settings"] if s["durable"] and any(verdict(s, row) == "BREAKS its promise" for row in s.get("profiles", []))]
-    kept = [r["name"] for r in tested if not any(rr is r for rr, _ in broken)]
+    untestable = [r["name"] for r in results if "skipped" in r and r.get("why")]
+    missing = [r["name"] for r in results if "skipped" in r and not r.get("why")]
+    durable = lambda r: [s for s in r["settings"] if s["durable"]]  # noqa: E731
+    broken = [(r, s) for r in tested for s in durable(r) if summary(s).startswith("**BREAKS")]
+    kept = [r["name"] for r in tested if all(summary(s).startswith("keeps its promise") for s in durable(r))]
+    other = [r["name"] for r in tested if r["name"] not in kept and not any(rr is r for rr, _ in broken)]
     md += [
         "",
-        "**Headline.** %d engines tested, %d not testable in black-box mode. Under the settings their documentation calls durable, %s keep their promise on both profiles (apart from the failures classed `platform` or `robustness` below); %s do not."
+        "**Headline.** %d engines tested. Under the settings their documentation calls durable, %s keep their promise on both profiles (apart from the failures classed `platform` or `robustness` below); %s do not.%s%s%s"
         % (
             len(tested),
-            len(results) - len(tested),
             ", ".join(kept) or "none",
-            ", ".join(sorted({r["name"] for r, _ in broken})) or "none",
+            ", ".join(dict.fromkeys(r["name"] for r, _ in broken)) or "none",
+            " Not testable in black-box mode: %s." % ", ".join(untestable) if untestable else "",
+            " Not run here: %s." % ", ".join(missing) if missing else "",
+            " No verdict (an error or an unexplained failure): %s." % ", ".join(other) if other else "",
         ),
     ]
     if broken:
@@ -338,7 +363,7 @@ def write_reports(results, a):
                 for cause in dict.fromkeys(g["explanation"] for g in row["groups"] if g["kind"] == "bug"):
                     x = next(x for x in r["explanations"] if x["id"] == cause)
                     gs = [g for g in row["groups"] if g["explanation"] == cause]
-                    g = min(gs, key=lambda g: (acked(g) == 0, len(g["dropped"]), len(g["minimal_state"] or ""), g["generation"]))
+                    g = min(gs, key=lambda g: (acked(g) == 0, g["generation"], len(g["dropped"]), len(g["minimal_state"] or "")))
                     md += [
                         "### %s, `%s`, %s: %s" % (r["name"], s["name"], row["profile"], x["title"]),
                         "",
@@ -349,7 +374,7 @@ def write_reports(results, a):
                             sum(g["states"] for g in gs),
                             row["states_judged"],
                             g["at"],
-                            " in a run of the workload on a recovered state that already held the first run's acknowledged writes" if g["generation"] > 1 else "",
+                            " (counted in a later generation's own run, which started from a recovered state of the first run)" if g["generation"] > 1 else "",
                             g["minimal_state"],
                             g["generation"],
                             g["class"],
@@ -392,7 +417,7 @@ def write_reports(results, a):
                     by_cause.setdefault(g["explanation"], []).append(g)
                 for cause, gs in by_cause.items():
                     x = next((x for x in r["explanations"] if x["id"] == cause), None)
-                    g = min(gs, key=lambda g: (len(g["dropped"]), len(g["minimal_state"] or ""), g["generation"]))
+                    g = min(gs, key=lambda g: (g["generation"], len(g["dropped"]), len(g["minimal_state"] or "")))
                     md += [
                         "  - **%s** (%s): %d states, %d distinct failures; the smallest: generation %d, %s, state `%s`, dropped: %s; re-create: `%s`"
                         % (

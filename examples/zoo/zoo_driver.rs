@@ -60,7 +60,14 @@ pub fn main(
                 })) {
                     Ok(Ok(s)) => serde_json::json!({ "state": s }),
                     Ok(Err(e)) => serde_json::json!({ "error": e }),
-                    Err(_) => serde_json::json!({ "error": "recovery panicked" }),
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "(no message)".into());
+                        serde_json::json!({ "error": format!("recovery panicked: {msg}") })
+                    }
                 };
                 let mut out = std::io::stdout().lock();
                 if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {

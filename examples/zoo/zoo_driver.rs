@@ -66,6 +66,8 @@ pub fn main(
                             .cloned()
                             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                             .unwrap_or_else(|| "(no message)".into());
+                        // One line: a check's failure is known by its last line of stderr.
+                        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
                         serde_json::json!({ "error": format!("recovery panicked: {msg}") })
                     }
                 };

@@ -67,8 +67,10 @@ def engines():
     return sorted(found, key=lambda d: (ORDER.index(d) if d in ORDER else len(ORDER), d))
 
 
-def fill(template, **kw):
-    """A command template with {here}, {python}, {dir}, {n}, {setting} filled in."""
+def fill(e, a, template, **kw):
+    """An engine's command template with {here}, {python}, {root} (and {dir}, {n}, {setting}
+    from `kw`) filled in."""
+    kw = dict(here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT, **kw)
     return [t.format(**kw) for t in template]
 
 
@@ -83,13 +85,13 @@ def run(cmd, **kw):
 def available(e, a):
     """None if the engine can run here (built, if it is built here), else why not."""
     if "build" in e:
-        r = run(fill(e["build"], here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+        r = run(fill(e, a, e["build"]))
         if r.returncode != 0:
             return "build failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
     probe = e.get("requires")
     if probe is None:
         return None
-    r = run(fill(probe, here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+    r = run(fill(e, a, probe))
     if r.returncode != 0:
         return (r.stderr.strip().splitlines() or ["probe failed"])[-1]
     return None
@@ -98,7 +100,7 @@ def available(e, a):
 def version(e, a):
     if "version" not in e:
         return ""
-    r = run(fill(e["version"], here=os.path.join(HERE, e["dir"]), python=a.python, root=ROOT))
+    r = run(fill(e, a, e["version"]))
     return r.stdout.strip() if r.returncode == 0 else "unknown (%s)" % r.stderr.strip()[-80:]
 
 
@@ -164,28 +166,25 @@ def judge_groups(e, groups, profile, setting, generation, trace, failures=()):
     return out
 
 
-def trace_only(e, a, setting, workdir, traces):
-    """Trace the workload and return what `powercut trace` said (its summary and warnings)."""
-    here = os.path.join(HERE, e["dir"])
+def trace_workload(e, a, setting, workdir, traces):
+    """Run the setting's workload under `powercut trace` in `workdir`: (trace path, the run)."""
     os.makedirs(os.path.join(workdir, "data"))
     trace = os.path.join(traces, "%s-%s.trace" % (e["dir"], setting["name"]))
     n = e["quick_ops" if a.quick else "ops"]
-    cmd = fill(e["load"], here=here, python=a.python, dir="data", n=str(n), setting=setting["name"], root=ROOT)
-    r = run([a.powercut, "trace", "--dir", "data", "--out", trace, "--"] + cmd, cwd=workdir)
+    cmd = fill(e, a, e["load"], dir="data", n=str(n), setting=setting["name"])
+    return trace, run([a.powercut, "trace", "--dir", "data", "--out", trace, "--"] + cmd, cwd=workdir)
+
+
+def trace_only(e, a, setting, workdir, traces):
+    """Trace the workload and return what `powercut trace` said (its summary and warnings)."""
+    _, r = trace_workload(e, a, setting, workdir, traces)
     lines = [l for l in (r.stderr + r.stdout).splitlines() if l.startswith(("traced", "warning"))]
     return [re.sub(r" in /\S+:", ":", l).replace(ROOT + "/", "") for l in lines]
 
 
 def explore(e, a, setting, workdir, traces):
     """Trace the setting's workload once, explore it under each profile."""
-    here = os.path.join(HERE, e["dir"])
-    n = e["quick_ops" if a.quick else "ops"]
-    data = os.path.join(workdir, "data")
-    os.makedirs(data)
-    name = "%s-%s.trace" % (e["dir"], setting["name"])
-    trace = os.path.join(traces, name)
-    cmd = fill(e["load"], here=here, python=a.python, dir="data", n=str(n), setting=setting["name"], root=ROOT)
-    r = run([a.powercut, "trace", "--dir", "data", "--out", trace, "--"] + cmd, cwd=workdir)
+    trace, r = trace_workload(e, a, setting, workdir, traces)
     if r.returncode != 0:
         return {"error": "trace failed: " + (r.stderr.strip() or r.stdout.strip())[-400:]}
     traced = (r.stderr + r.stdout).strip().splitlines()
@@ -196,7 +195,7 @@ def explore(e, a, setting, workdir, traces):
         # (TRACE.gen2-1, ...), and each profile's exploration makes its own.
         explored = trace[: -len(".trace")] + ".%s.trace" % profile
         shutil.copyfile(trace, explored)
-        check = ["--check-server", shell(fill(e["serve"], here=here, python=a.python, root=ROOT))] if "serve" in e else ["--check", shell(fill(e["check"], here=here, python=a.python, dir="{dir}", root=ROOT))]
+        check = ["--check-server", shell(fill(e, a, e["serve"]))] if "serve" in e else ["--check", shell(fill(e, a, e["check"], dir="{dir}"))]
         gens = e.get("generations", 2)
         budget = e.get("quick_budget", 150) if a.quick else e.get("budget", 1000)
         args = [a.powercut, "explore", explored, "--profile", profile, "--budget", str(budget), "--generations", str(gens), "--json", out] + check

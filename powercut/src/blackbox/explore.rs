@@ -1283,10 +1283,9 @@ mod tests {
         );
     }
 
-    /// The last crash point is after the last trace op, and says so (not "op N+1 of N").
-    #[test]
-    fn the_point_after_the_last_op_is_named_as_such() {
-        let header = super::super::trace::Header {
+    /// The header of a trace of a program that ran `x` on `/d` and exited 0.
+    fn test_header() -> super::super::trace::Header {
+        super::super::trace::Header {
             powercut_trace: 1,
             dir: "/d".into(),
             command: vec!["x".into()],
@@ -1295,7 +1294,13 @@ mod tests {
             exit_code: Some(0),
             fail_sync: None,
             warnings: Vec::new(),
-        };
+        }
+    }
+
+    /// The last crash point is after the last trace op, and says so (not "op N+1 of N").
+    #[test]
+    fn the_point_after_the_last_op_is_named_as_such() {
+        let header = test_header();
         let open = TraceOp::Open {
             file: 0,
             name: "f".into(),
@@ -1318,17 +1323,8 @@ mod tests {
     /// `len` shorter than the data is an error naming the operation.
     #[test]
     fn an_initial_file_s_zero_tail_is_a_length() {
-        use super::super::trace::{Header, Hex};
-        let header = Header {
-            powercut_trace: 1,
-            dir: "/d".into(),
-            command: vec!["x".into()],
-            cwd: None,
-            ack: "^ACK ".into(),
-            exit_code: Some(0),
-            fail_sync: None,
-            warnings: Vec::new(),
-        };
+        use super::super::trace::Hex;
+        let header = test_header();
         let initial = |len| TraceOp::Initial { name: "log".into(), data: Hex(b"ab".to_vec()), len };
         let line = serde_json::to_string(&initial(Some(8192))).unwrap();
         assert_eq!(line, r#"{"op":"initial","name":"log","data":"6162","len":8192}"#);
